@@ -1,0 +1,1 @@
+//! ironlb-controller: assigns external IPs from IPAddressPools to LoadBalancer Services.

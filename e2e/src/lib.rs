@@ -1,0 +1,1 @@
+//! The ironlb lab: a Kubernetes cluster on one machine, built from network namespaces.

@@ -1,0 +1,1 @@
+//! ironlb-speaker: elects one node per external IP, answers ARP/NDP for it and forwards to NodePorts.
