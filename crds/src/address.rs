@@ -86,7 +86,9 @@ pub fn ip_to_u128(ip: IpAddr) -> u128 {
 /// Returns `None` when the value does not fit the family (above 2^32 - 1 for IPv4).
 pub fn u128_to_ip(family: Family, value: u128) -> Option<IpAddr> {
     match family {
-        Family::V4 => u32::try_from(value).ok().map(|v| IpAddr::V4(Ipv4Addr::from(v))),
+        Family::V4 => u32::try_from(value)
+            .ok()
+            .map(|v| IpAddr::V4(Ipv4Addr::from(v))),
         Family::V6 => Some(IpAddr::V6(Ipv6Addr::from(value))),
     }
 }
@@ -294,9 +296,15 @@ mod tests {
                 "2001:db8::/64",
                 range("2001:db8::", "2001:db8::ffff:ffff:ffff:ffff"),
             ),
-            ("2001:db8::1-2001:db8::ff", range("2001:db8::1", "2001:db8::ff")),
+            (
+                "2001:db8::1-2001:db8::ff",
+                range("2001:db8::1", "2001:db8::ff"),
+            ),
             ("2001:db8::5", range("2001:db8::5", "2001:db8::5")),
-            ("::/0", range("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
+            (
+                "::/0",
+                range("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+            ),
         ];
         for (entry, want) in cases {
             assert_eq!(parse_address_entry(entry), Ok(want), "{entry}");
@@ -434,7 +442,10 @@ mod tests {
             "CIDR \"192.0.2.5/24\" has host bits set; write its network 192.0.2.0/24 or a start-end range instead"
         );
         let err = parse_address_entry("10.0.0.9-10.0.0.1").unwrap_err();
-        assert_eq!(err.to_string(), "range \"10.0.0.9-10.0.0.1\" starts after it ends");
+        assert_eq!(
+            err.to_string(),
+            "range \"10.0.0.9-10.0.0.1\" starts after it ends"
+        );
     }
 
     #[test]
@@ -471,7 +482,13 @@ mod tests {
 
     #[test]
     fn u128_round_trip() {
-        for s in ["0.0.0.0", "192.0.2.1", "255.255.255.255", "::", "2001:db8::1"] {
+        for s in [
+            "0.0.0.0",
+            "192.0.2.1",
+            "255.255.255.255",
+            "::",
+            "2001:db8::1",
+        ] {
             let a = ip(s);
             assert_eq!(u128_to_ip(Family::of(a), ip_to_u128(a)), Some(a));
         }

@@ -5,3 +5,4 @@
 //! of what a valid object is.
 
 pub mod address;
+pub mod selector;
