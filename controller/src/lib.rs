@@ -3,3 +3,5 @@
 pub mod admin;
 pub mod leader;
 pub mod telemetry;
+pub mod metrics;
+pub mod server_caps;
