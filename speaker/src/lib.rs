@@ -1,1 +1,3 @@
 //! ironlb-speaker: elects one node per external IP, answers ARP/NDP for it and forwards to NodePorts.
+
+pub mod packet;
