@@ -1,5 +1,6 @@
 //! ironlb-controller: assigns external IPs from IPAddressPools to LoadBalancer Services.
 
+pub mod allocator;
 pub mod admin;
 pub mod leader;
 pub mod telemetry;
