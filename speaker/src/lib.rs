@@ -1,3 +1,4 @@
 //! ironlb-speaker: elects one node per external IP, answers ARP/NDP for it and forwards to NodePorts.
 
+pub mod forwarding;
 pub mod packet;
