@@ -110,7 +110,8 @@ fn is_label_shaped(s: &str) -> bool {
     }
 }
 
-const LABEL_RULE: &str = "use lowercase letters, digits and '-', starting and ending with a letter or digit";
+const LABEL_RULE: &str =
+    "use lowercase letters, digits and '-', starting and ending with a letter or digit";
 const SUBDOMAIN_RULE: &str = "use dot-separated parts of lowercase letters, digits and '-', each starting and ending with a letter or digit";
 
 /// Checks a DNS-1123 label, the format of namespace names.
@@ -147,7 +148,8 @@ fn is_label_name_shaped(s: &str) -> bool {
     }
 }
 
-const LABEL_NAME_RULE: &str = "use letters, digits, '-', '_' and '.', starting and ending with a letter or digit";
+const LABEL_NAME_RULE: &str =
+    "use letters, digits, '-', '_' and '.', starting and ending with a letter or digit";
 
 /// Checks a label key: `name` or `prefix/name`, where the prefix is a DNS-1123 subdomain.
 pub fn check_label_key(value: &str) -> Result<(), NameError> {
@@ -207,7 +209,10 @@ pub fn check_interface_name(value: &str) -> Result<(), NameError> {
     if value == "." || value == ".." {
         return Err(invalid(kind, value, "'.' and '..' are not interface names"));
     }
-    if !value.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':') {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+    {
         return Err(invalid(
             kind,
             value,
@@ -234,11 +239,13 @@ mod tests {
             assert_eq!(check_dns1123_label(ok), Ok(()), "{ok}");
         }
         let cases = [
-            ("", NameError::Empty { kind: NameKind::Dns1123Label }),
             (
-                "-a",
-                invalid(NameKind::Dns1123Label, "-a", LABEL_RULE),
+                "",
+                NameError::Empty {
+                    kind: NameKind::Dns1123Label,
+                },
             ),
+            ("-a", invalid(NameKind::Dns1123Label, "-a", LABEL_RULE)),
             ("a-", invalid(NameKind::Dns1123Label, "a-", LABEL_RULE)),
             ("Web", invalid(NameKind::Dns1123Label, "Web", LABEL_RULE)),
             ("a.b", invalid(NameKind::Dns1123Label, "a.b", LABEL_RULE)),
@@ -313,7 +320,15 @@ mod tests {
 
     #[test]
     fn interface_names() {
-        for ok in ["eth0", "br-lan", "enp0s31f6", "veth.1", "...", "a", &"x".repeat(15)] {
+        for ok in [
+            "eth0",
+            "br-lan",
+            "enp0s31f6",
+            "veth.1",
+            "...",
+            "a",
+            &"x".repeat(15),
+        ] {
             assert_eq!(check_interface_name(ok), Ok(()), "{ok}");
         }
         let cases = [
@@ -336,9 +351,33 @@ mod tests {
     /// A table of strings for which the schema pattern and the Rust check must agree.
     fn agreement_inputs() -> Vec<String> {
         let mut inputs: Vec<String> = [
-            "", "a", "A", "0", "-", "a-", "-a", "a-b", "a.b", "a..b", ".a", "a.", "a_b", "a/b",
-            "a/b/c", "/a", "a/", "eth0", ".", "..", "...", "eth0:1", "a b", "é", "ironlb.io/node",
-            "x.y/Z_1", "x.y/_z",
+            "",
+            "a",
+            "A",
+            "0",
+            "-",
+            "a-",
+            "-a",
+            "a-b",
+            "a.b",
+            "a..b",
+            ".a",
+            "a.",
+            "a_b",
+            "a/b",
+            "a/b/c",
+            "/a",
+            "a/",
+            "eth0",
+            ".",
+            "..",
+            "...",
+            "eth0:1",
+            "a b",
+            "é",
+            "ironlb.io/node",
+            "x.y/Z_1",
+            "x.y/_z",
         ]
         .iter()
         .map(|s| s.to_string())

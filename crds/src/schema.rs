@@ -11,9 +11,7 @@
 use schemars::Schema;
 use serde_json::{Map, Value, json};
 
-use crate::names::{
-    LABEL_KEY_MAX, LABEL_KEY_PATTERN, LABEL_NAME_MAX, LABEL_VALUE_PATTERN,
-};
+use crate::names::{LABEL_KEY_MAX, LABEL_KEY_PATTERN, LABEL_NAME_MAX, LABEL_VALUE_PATTERN};
 
 /// Most entries in `IPAddressPool.spec.addresses`.
 pub const MAX_ADDRESSES: u32 = 1024;
@@ -159,7 +157,9 @@ mod tests {
 
     fn schema_accepts_entry(entry: &str) -> bool {
         entry.chars().count() <= MAX_ADDRESS_LEN as usize
-            && Regex::new(&address_entry_pattern()).unwrap().is_match(entry)
+            && Regex::new(&address_entry_pattern())
+                .unwrap()
+                .is_match(entry)
     }
 
     #[test]

@@ -9,8 +9,7 @@ use super::null_as_default;
 use crate::address::Family;
 use crate::names::{DNS1123_LABEL_MAX, DNS1123_LABEL_PATTERN};
 use crate::schema::{
-    MAX_ADDRESS_LEN, MAX_ADDRESSES, MAX_CONDITIONS, MAX_NAMES, address_entry_pattern,
-    selector_list,
+    MAX_ADDRESS_LEN, MAX_ADDRESSES, MAX_CONDITIONS, MAX_NAMES, address_entry_pattern, selector_list,
 };
 
 /// The addresses of an IPAddressPool and the rules for handing them out.
@@ -84,7 +83,11 @@ use crate::schema::{
         json_path = ".status.availableIPv6",
         priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IPAddressPoolSpec {
@@ -109,7 +112,11 @@ pub struct IPAddressPoolSpec {
 
     /// Skip IPv4 addresses ending in `.0` or `.255`, which some old or buggy network equipment
     /// drops. Defaults to false.
-    #[serde(default, rename = "avoidBuggyIPs", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        rename = "avoidBuggyIPs",
+        deserialize_with = "null_as_default"
+    )]
     pub avoid_buggy_ips: bool,
 
     /// Restricts the pool to some namespaces or Services and orders it before other pools for
@@ -201,12 +208,20 @@ pub struct IPAddressPoolStatus {
     pub assigned_ipv6: i64,
 
     /// IPv4 addresses of this pool still free.
-    #[serde(default, rename = "availableIPv4", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        rename = "availableIPv4",
+        deserialize_with = "null_as_default"
+    )]
     #[schemars(range(min = 0))]
     pub available_ipv4: i64,
 
     /// IPv6 addresses of this pool still free. Saturates: a /64 reports 9223372036854775807.
-    #[serde(default, rename = "availableIPv6", deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        rename = "availableIPv6",
+        deserialize_with = "null_as_default"
+    )]
     #[schemars(range(min = 0))]
     pub available_ipv6: i64,
 

@@ -52,7 +52,11 @@ use crate::schema::{INTERFACE_NAME_RULE, MAX_INTERFACES, MAX_NAMES, selector_lis
         json_path = ".spec.serviceSelectors",
         priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct L2AdvertisementSpec {

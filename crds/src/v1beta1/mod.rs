@@ -11,7 +11,9 @@ mod ip_address_pool;
 mod l2_advertisement;
 mod service_l2_status;
 
-pub use ip_address_pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
+pub use ip_address_pool::{
+    IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation,
+};
 pub use l2_advertisement::{L2Advertisement, L2AdvertisementSpec};
 pub use service_l2_status::{
     InterfaceInfo, LABEL_NODE, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ServiceL2Status,

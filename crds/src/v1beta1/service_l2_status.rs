@@ -60,7 +60,11 @@ pub const LABEL_SERVICE_NAMESPACE: &str = "ironlb.io/service-namespace";
         json_path = ".status.interfaces[*].name",
         priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 pub struct ServiceL2StatusSpec {}
 
