@@ -2,3 +2,5 @@
 
 pub mod forwarding;
 pub mod packet;
+pub mod responder;
+pub mod election;

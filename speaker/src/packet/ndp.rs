@@ -395,7 +395,7 @@ mod tests {
     #[test]
     fn other_icmpv6_types_are_unsupported() {
         for kind in [1u8, 128, 129, 133, 134, 137, 143] {
-            let mut bytes = vec![0; 24];
+            let mut bytes = [0u8; 24];
             bytes[0] = kind;
             assert_eq!(
                 Packet::new_checked(&bytes[..]).unwrap_err(),
