@@ -207,7 +207,7 @@ fn lower_source_prefix(range: &SourceRange) -> Vec<KernelExpr> {
     if prefix == 0 {
         return Vec::new();
     }
-    if prefix % 8 == 0 {
+    if prefix.is_multiple_of(8) {
         let len = u32::from(prefix / 8);
         return vec![
             KernelExpr::Payload {
