@@ -95,7 +95,8 @@ pub(crate) struct FamilySpace {
 
 impl FamilySpace {
     /// Builds the space of `family` from the pool's ranges; `None` when the pool has no range of
-    /// that family, or none with a usable address.
+    /// that family. A family whose addresses are all skipped exists with a total of 0: it is
+    /// still configured (and can overlap other pools), it just offers nothing.
     pub(crate) fn new(family: Family, ranges: &[AddressRange], avoid_buggy: bool) -> Option<Self> {
         let indexing = if avoid_buggy && family == Family::V4 {
             Indexing::SkipBuggy
@@ -115,7 +116,7 @@ impl FamilySpace {
                 .filter_map(|&(first, last)| indexing.index_range(first, last))
                 .collect(),
         );
-        if index_runs.is_empty() {
+        if addr_runs.is_empty() {
             return None;
         }
         let free = IntervalSet::from_sorted_runs(&index_runs);
@@ -284,10 +285,13 @@ mod tests {
     }
 
     #[test]
-    fn skip_buggy_range_of_only_buggy_addresses_is_empty() {
-        assert!(space(&["198.51.100.255-198.51.101.0"], Family::V4, true).is_none());
-        assert!(space(&["0.0.0.0"], Family::V4, true).is_none());
-        assert!(space(&["255.255.255.255"], Family::V4, true).is_none());
+    fn skip_buggy_range_of_only_buggy_addresses_offers_nothing() {
+        for entry in ["198.51.100.255-198.51.101.0", "0.0.0.0", "255.255.255.255"] {
+            let s = space(&[entry], Family::V4, true).unwrap();
+            assert_eq!(s.total(), 0, "{entry}");
+            assert_eq!(s.lowest_free(), None, "{entry}");
+            assert!(s.covers(ip(entry.split('-').next().unwrap())));
+        }
         let whole = space(&["0.0.0.0/0"], Family::V4, true).unwrap();
         assert_eq!(whole.total(), (1 << 24) * 254);
     }
@@ -353,9 +357,7 @@ mod tests {
             let first = Ipv4Addr::from(0xC633_6400u32 + start); // 198.51.100.0 + start
             let last = Ipv4Addr::from(0xC633_6400u32 + start + len - 1);
             let range = AddressRange::new(first.into(), last.into()).unwrap();
-            let Some(mut s) = FamilySpace::new(Family::V4, &[range], true) else {
-                return Ok(());
-            };
+            let mut s = FamilySpace::new(Family::V4, &[range], true).unwrap();
             let mut prev = None;
             let mut count = 0u128;
             while let Some(next) = s.lowest_free() {
