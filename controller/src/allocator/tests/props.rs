@@ -40,8 +40,11 @@ fn service(i: u8) -> ServiceKey {
 // ---- strategies -------------------------------------------------------------------------
 
 fn range_strategy(at: fn(u8) -> IpAddr) -> impl Strategy<Value = AddressRange> {
-    (0..UNIVERSE, 0..UNIVERSE).prop_map(move |(a, b)| {
-        AddressRange::new(at(a.min(b)), at(a.max(b))).expect("ordered")
+    // Short ranges, so that several pools are often in use side by side rather than in
+    // conflict.
+    (0..UNIVERSE, 1u8..=4).prop_map(move |(start, len)| {
+        let end = (start + len - 1).min(UNIVERSE - 1);
+        AddressRange::new(at(start), at(end)).expect("ordered")
     })
 }
 
@@ -67,7 +70,7 @@ fn pool_strategy() -> impl Strategy<Value = PoolConfig> {
         proptest::collection::vec(range_strategy(v6_at), 0..=1),
         proptest::bool::weighted(0.8),
         proptest::bool::weighted(0.3),
-        proptest::option::weighted(0.3, allocation_strategy()),
+        proptest::option::weighted(0.5, allocation_strategy()),
         0i64..3,
     )
         .prop_map(|(name, v4s, v6s, auto_assign, avoid, sa, created_at)| PoolConfig {
