@@ -17,7 +17,7 @@ pub mod kubectl;
 // pub mod kube_proxy;
 pub mod lifecycle;
 pub mod netns;
-// pub mod node_agent;
+pub mod node_agent;
 pub mod plan;
 pub mod probe;
 pub mod process;
