@@ -329,11 +329,11 @@ fn check_assign(
             if let Some(sa) = &config.service_allocation {
                 prop_assert!(sa.selects(&key.namespace, req), "pool not eligible");
             }
-            // A new automatic allocation without sharing takes the lowest free address of the
-            // first candidate pool that has one.
+            // A new automatic SingleStack allocation joins the lowest compatible shared address
+            // of the first candidate pool that has one; failing that, it takes the lowest free
+            // address of the first candidate pool that has one.
             if had.is_none()
                 && req.requested_ips.is_empty()
-                && normalized_key(req).is_none()
                 && let FamilyPolicy::SingleStack(family) = req.families
             {
                 let held = held_by_anyone(&before);
@@ -344,13 +344,43 @@ fn check_assign(
                         .filter(|ip| offers(&model.configs[pool], *ip) && !held.contains(ip))
                         .collect()
                 };
+                let joinable_in = |pool: &str| -> Vec<IpAddr> {
+                    let Some(sharing_key) = normalized_key(req) else {
+                        return Vec::new();
+                    };
+                    let mut holders_of: BTreeMap<IpAddr, Vec<&ServiceKey>> = BTreeMap::new();
+                    for (k, a) in before.assignments.iter().filter(|(_, a)| a.pool == pool) {
+                        for ip in &a.ips {
+                            holders_of.entry(*ip).or_default().push(k);
+                        }
+                    }
+                    holders_of
+                        .into_iter()
+                        .filter(|(ip, _)| Family::of(*ip) == family)
+                        .filter(|(_, holders)| {
+                            holders.iter().all(|h| {
+                                let theirs = &model.requests[*h];
+                                normalized_key(theirs) == Some(sharing_key)
+                                    && theirs.backend == req.backend
+                                    && theirs.ports.iter().all(|p| !req.ports.contains(p))
+                            })
+                        })
+                        .map(|(ip, _)| ip)
+                        .collect()
+                };
                 let candidates = match &req.pool {
                     Some(p) => vec![p.clone()],
                     None => expected_candidates(model, key, req),
                 };
-                let first_with_room = candidates.iter().find(|p| !free_in(p).is_empty());
-                prop_assert_eq!(first_with_room, Some(&got.pool));
-                prop_assert_eq!(free_in(&got.pool).first().copied(), got.ips.first().copied());
+                let expected = candidates
+                    .iter()
+                    .find_map(|p| joinable_in(p).first().map(|ip| (p.clone(), *ip)))
+                    .or_else(|| {
+                        candidates
+                            .iter()
+                            .find_map(|p| free_in(p).first().map(|ip| (p.clone(), *ip)))
+                    });
+                prop_assert_eq!(expected, Some((got.pool.clone(), got.ips[0])));
             }
             model.requests.insert(key.clone(), req.clone());
             // Reconciling again with the same request is a no-op.
