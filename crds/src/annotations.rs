@@ -601,7 +601,9 @@ mod tests {
     /// Every malformed value, with the exact message the user will read.
     #[test]
     fn malformed_values_name_the_annotation_and_value() {
-        let cases: Vec<(Vec<(&str, &str)>, Option<&str>, &str)> = vec![
+        // (annotations, spec.loadBalancerIP, the whole error message)
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Option<&'a str>, &'a str);
+        let cases: Vec<Case> = vec![
             (
                 vec![(LOAD_BALANCER_IPS, "192.0.2.300")],
                 None,

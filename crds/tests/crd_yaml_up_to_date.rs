@@ -40,7 +40,13 @@ fn chart_crd_dir_holds_no_stale_files() {
         .collect();
     let present: BTreeSet<String> = std::fs::read_dir(chart_crd_dir())
         .expect("chart CRD directory exists")
-        .map(|entry| entry.expect("readable entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     let extra: Vec<&String> = present.difference(&generated).collect();
     assert!(

@@ -13,6 +13,8 @@ use crate::schema::{
 };
 
 /// The addresses of an IPAddressPool and the rules for handing them out.
+// Clippy reads the repeated keys of separate `printcolumn(...)` entries as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "ironlb.io",

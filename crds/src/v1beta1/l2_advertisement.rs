@@ -12,6 +12,8 @@ use crate::names::{
 use crate::schema::{INTERFACE_NAME_RULE, MAX_INTERFACES, MAX_NAMES, selector_list};
 
 /// Which addresses are announced with ARP and NDP, and by which nodes.
+// Clippy reads the repeated keys of separate `printcolumn(...)` entries as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "ironlb.io",

@@ -20,6 +20,8 @@ pub const LABEL_SERVICE_NAME: &str = "ironlb.io/service-name";
 pub const LABEL_SERVICE_NAMESPACE: &str = "ironlb.io/service-namespace";
 
 /// Empty: everything a ServiceL2Status says is in its status.
+// Clippy reads the repeated keys of separate `printcolumn(...)` entries as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "ironlb.io",
