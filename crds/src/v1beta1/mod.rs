@@ -12,7 +12,7 @@ mod l2_advertisement;
 mod service_l2_status;
 
 pub use ip_address_pool::{
-    IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation,
+    IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation, saturating_count,
 };
 pub use l2_advertisement::{L2Advertisement, L2AdvertisementSpec};
 pub use service_l2_status::{
