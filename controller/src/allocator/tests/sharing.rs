@@ -188,3 +188,26 @@ fn a_service_may_change_its_own_sharing_terms_when_alone() {
     assert_eq!(assign_ips(&mut a, &key("x"), &shared("new", &[tcp(81)])), held);
     assert_eq!(assign_ips(&mut a, &key("x"), &v4()), held);
 }
+
+#[test]
+fn joining_a_shared_address_in_a_later_pool_beats_a_new_address_in_an_earlier_one() {
+    let mut a = mk_alloc(vec![
+        mk_pool("a", &["198.51.100.10-198.51.100.20"]),
+        mk_pool("b", &["203.0.113.10-203.0.113.20"]),
+    ]);
+    let in_b = Request {
+        pool: Some("b".into()),
+        ..shared("web", &[tcp(80)])
+    };
+    assert_eq!(assign_ips(&mut a, &key("web-http"), &in_b), ips(&["203.0.113.10"]));
+    // Pool a comes first and has room, but web-https joins web-http in pool b.
+    assert_eq!(
+        assign_ips(&mut a, &key("web-https"), &shared("web", &[tcp(443)])),
+        ips(&["203.0.113.10"])
+    );
+    // Without a compatible shared address, pool order decides again.
+    assert_eq!(
+        assign_ips(&mut a, &key("web-http-2"), &shared("web", &[tcp(80)])),
+        ips(&["198.51.100.10"])
+    );
+}
