@@ -14,7 +14,7 @@ pub mod components;
 pub mod demo;
 pub mod kube_setup;
 pub mod kubectl;
-// pub mod kube_proxy;
+pub mod kube_proxy;
 pub mod lifecycle;
 pub mod netns;
 pub mod node_agent;
