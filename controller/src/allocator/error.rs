@@ -9,10 +9,14 @@ use super::request::{Port, ServiceKey};
 /// An allocation, restore or request error. Failed operations change nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AllocError {
-    #[error("spec.ipFamilies lists {family} twice; a dual-stack service needs one IPv4 and one IPv6 family")]
+    #[error(
+        "spec.ipFamilies lists {family} twice; a dual-stack service needs one IPv4 and one IPv6 family"
+    )]
     DuplicateFamily { family: Family },
 
-    #[error("two {family} addresses given ({first} and {second}); give at most one address per family")]
+    #[error(
+        "two {family} addresses given ({first} and {second}); give at most one address per family"
+    )]
     TooManyIps {
         family: Family,
         first: IpAddr,
@@ -22,7 +26,9 @@ pub enum AllocError {
     #[error("requested IP {ip} is not of the service's IP families ({})", families_text(.families))]
     RequestedFamilyNotInService { ip: IpAddr, families: Vec<Family> },
 
-    #[error("the service is RequireDualStack but no {missing} address was requested; request one address of each family, or none")]
+    #[error(
+        "the service is RequireDualStack but no {missing} address was requested; request one address of each family, or none"
+    )]
     RequestedIpMissingFamily { missing: Family },
 
     #[error("address pool {pool:?} does not exist")]
@@ -31,10 +37,14 @@ pub enum AllocError {
     #[error("address pool {pool:?} overlaps the older pool(s) {} and is not used until the overlap is removed", .with.join(", "))]
     PoolInConflict { pool: String, with: Vec<String> },
 
-    #[error("address pool {pool:?} is not eligible for this service: its serviceAllocation does not select the service's namespace or labels")]
+    #[error(
+        "address pool {pool:?} is not eligible for this service: its serviceAllocation does not select the service's namespace or labels"
+    )]
     PoolNotEligible { pool: String },
 
-    #[error("no address pool is eligible for this service: no pool with autoAssign enabled exists, or every one of them has a serviceAllocation that excludes the service")]
+    #[error(
+        "no address pool is eligible for this service: no pool with autoAssign enabled exists, or every one of them has a serviceAllocation that excludes the service"
+    )]
     NoEligiblePool,
 
     #[error("no eligible address pool has {} addresses", families_text(.families))]
@@ -49,10 +59,14 @@ pub enum AllocError {
     #[error("{ip} is not in any address pool")]
     IpNotInAnyPool { ip: IpAddr },
 
-    #[error("{ip} is skipped by address pool {pool:?} because it ends in .0 or .255 and the pool sets avoidBuggyIPs")]
+    #[error(
+        "{ip} is skipped by address pool {pool:?} because it ends in .0 or .255 and the pool sets avoidBuggyIPs"
+    )]
     IpAvoided { ip: IpAddr, pool: String },
 
-    #[error("requested IP {ip} belongs to address pool {pool:?}, whose serviceAllocation does not select this service")]
+    #[error(
+        "requested IP {ip} belongs to address pool {pool:?}, whose serviceAllocation does not select this service"
+    )]
     RequestedIpNotEligible { ip: IpAddr, pool: String },
 
     #[error("requested IP {ip} is not in address pool {pool:?} named by the address-pool annotation{}", .actual.as_ref().map(|a| format!(" (it belongs to {a:?})")).unwrap_or_default())]
@@ -62,7 +76,9 @@ pub enum AllocError {
         actual: Option<String>,
     },
 
-    #[error("{first} (pool {first_pool:?}) and {second} (pool {second_pool:?}) are in different address pools; both addresses of a dual-stack service come from one pool")]
+    #[error(
+        "{first} (pool {first_pool:?}) and {second} (pool {second_pool:?}) are in different address pools; both addresses of a dual-stack service come from one pool"
+    )]
     IpsInDifferentPools {
         first: IpAddr,
         first_pool: String,
@@ -70,10 +86,14 @@ pub enum AllocError {
         second_pool: String,
     },
 
-    #[error("{ip} is already used by {holder}; to share it, give both services the same allow-shared-ip key")]
+    #[error(
+        "{ip} is already used by {holder}; to share it, give both services the same allow-shared-ip key"
+    )]
     IpInUse { ip: IpAddr, holder: ServiceKey },
 
-    #[error("{ip} is shared by {holder} under the allow-shared-ip key {held:?}, but this service's key is {wanted:?}")]
+    #[error(
+        "{ip} is shared by {holder} under the allow-shared-ip key {held:?}, but this service's key is {wanted:?}"
+    )]
     SharingKeyMismatch {
         ip: IpAddr,
         holder: ServiceKey,
@@ -81,14 +101,18 @@ pub enum AllocError {
         wanted: String,
     },
 
-    #[error("{ip} is shared with {holder}, which already uses port {port}; services sharing an IP need distinct (protocol, port) pairs")]
+    #[error(
+        "{ip} is shared with {holder}, which already uses port {port}; services sharing an IP need distinct (protocol, port) pairs"
+    )]
     PortOverlap {
         ip: IpAddr,
         holder: ServiceKey,
         port: Port,
     },
 
-    #[error("{ip} is shared with {holder}, which has another backend; services sharing an IP must both use externalTrafficPolicy Cluster, or both Local with identical pod selectors")]
+    #[error(
+        "{ip} is shared with {holder}, which has another backend; services sharing an IP must both use externalTrafficPolicy Cluster, or both Local with identical pod selectors"
+    )]
     BackendMismatch { ip: IpAddr, holder: ServiceKey },
 
     #[error("no addresses to restore")]

@@ -434,7 +434,11 @@ impl Allocator {
     fn conflicts_changed_since(&self, before: &BTreeMap<String, Vec<String>>) -> Vec<String> {
         self.pools
             .iter()
-            .filter(|(n, p)| before.get(*n).map_or(!p.conflicts_with.is_empty(), |b| *b != p.conflicts_with))
+            .filter(|(n, p)| {
+                before
+                    .get(*n)
+                    .map_or(!p.conflicts_with.is_empty(), |b| *b != p.conflicts_with)
+            })
             .map(|(n, _)| n.clone())
             .collect()
     }

@@ -57,11 +57,7 @@ impl IpEntry {
                 holder: holder.clone(),
             });
         }
-        if let Some((port, holder)) = terms
-            .ports
-            .iter()
-            .find_map(|p| self.ports.get_key_value(p))
-        {
+        if let Some((port, holder)) = terms.ports.iter().find_map(|p| self.ports.get_key_value(p)) {
             return Err(AllocError::PortOverlap {
                 ip,
                 holder: holder.clone(),

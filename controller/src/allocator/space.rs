@@ -140,7 +140,9 @@ impl FamilySpace {
         if Family::of(ip) != self.family {
             return None;
         }
-        let index = self.indexing.index_of(ironlb_crds::address::ip_to_u128(ip))?;
+        let index = self
+            .indexing
+            .index_of(ironlb_crds::address::ip_to_u128(ip))?;
         run_contains(&self.index_runs, index).then_some(index)
     }
 
@@ -196,7 +198,10 @@ impl FamilySpace {
         if self.family != other.family {
             return false;
         }
-        let (mut a, mut b) = (self.addr_runs.iter().peekable(), other.addr_runs.iter().peekable());
+        let (mut a, mut b) = (
+            self.addr_runs.iter().peekable(),
+            other.addr_runs.iter().peekable(),
+        );
         while let (Some(&&(a_first, a_last)), Some(&&(b_first, b_last))) = (a.peek(), b.peek()) {
             if a_first <= b_last && b_first <= a_last {
                 return true;
@@ -262,7 +267,11 @@ mod tests {
     #[test]
     fn overlapping_entries_are_merged() {
         let s = space(
-            &["198.51.100.0/28", "198.51.100.8-198.51.100.20", "198.51.100.21"],
+            &[
+                "198.51.100.0/28",
+                "198.51.100.8-198.51.100.20",
+                "198.51.100.21",
+            ],
             Family::V4,
             false,
         )

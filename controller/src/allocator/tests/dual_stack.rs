@@ -26,7 +26,10 @@ fn both_families_come_from_one_pool() {
 
 #[test]
 fn addresses_follow_ip_families_order() {
-    let mut a = mk_alloc(vec![mk_pool("dual", &["198.51.100.0/28", "2001:db8::/120"])]);
+    let mut a = mk_alloc(vec![mk_pool(
+        "dual",
+        &["198.51.100.0/28", "2001:db8::/120"],
+    )]);
     assert_eq!(
         assign_ips(&mut a, &key("x"), &require(V6, V4)),
         ips(&["2001:db8::", "198.51.100.0"])
@@ -102,7 +105,10 @@ fn prefer_dual_stack_falls_back_when_the_dual_pool_is_full() {
     ]);
     assert_eq!(a.assign(&key("x"), &prefer(V4, V6)).unwrap().pool, "a-dual");
     let got = a.assign(&key("y"), &prefer(V4, V6)).unwrap();
-    assert_eq!((got.pool.as_str(), got.ips), ("b-v4", ips(&["198.51.100.0"])));
+    assert_eq!(
+        (got.pool.as_str(), got.ips),
+        ("b-v4", ips(&["198.51.100.0"]))
+    );
 }
 
 #[test]
@@ -142,7 +148,10 @@ fn requested_dual_stack_addresses_must_share_a_pool() {
 
 #[test]
 fn requested_addresses_must_match_the_family_policy() {
-    let mut a = mk_alloc(vec![mk_pool("dual", &["198.51.100.0/28", "2001:db8::/120"])]);
+    let mut a = mk_alloc(vec![mk_pool(
+        "dual",
+        &["198.51.100.0/28", "2001:db8::/120"],
+    )]);
     let one_for_require = Request {
         requested_ips: ips(&["198.51.100.1"]),
         ..require(V4, V6)
@@ -167,12 +176,18 @@ fn requested_addresses_must_match_the_family_policy() {
         requested_ips: ips(&["2001:db8::7"]),
         ..prefer(V4, V6)
     };
-    assert_eq!(assign_ips(&mut a, &key("x"), &one_for_prefer), ips(&["2001:db8::7"]));
+    assert_eq!(
+        assign_ips(&mut a, &key("x"), &one_for_prefer),
+        ips(&["2001:db8::7"])
+    );
 }
 
 #[test]
 fn dual_stack_services_join_shared_addresses_of_both_families() {
-    let mut a = mk_alloc(vec![mk_pool("dual", &["198.51.100.0/28", "2001:db8::/120"])]);
+    let mut a = mk_alloc(vec![mk_pool(
+        "dual",
+        &["198.51.100.0/28", "2001:db8::/120"],
+    )]);
     let web = |port| Request {
         sharing_key: Some("web".into()),
         ports: vec![tcp(port)],

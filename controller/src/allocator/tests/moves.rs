@@ -41,7 +41,10 @@ fn turning_auto_assign_off_does_not_move_anyone() {
     });
     assert!(update.displaced.is_empty());
     assert_eq!(assign_ips(&mut a, &key("x"), &v4()), held);
-    assert_eq!(a.assign(&key("new"), &v4()), Err(AllocError::NoEligiblePool));
+    assert_eq!(
+        a.assign(&key("new"), &v4()),
+        Err(AllocError::NoEligiblePool)
+    );
 }
 
 #[test]
@@ -125,7 +128,10 @@ fn a_service_the_pool_no_longer_selects_moves() {
 fn ports_now_overlapping_a_co_holder_move_the_changed_service() {
     let mut a = mk_alloc(vec![mk_pool("p", &["198.51.100.0/28"])]);
     let shared_ip = assign_ips(&mut a, &key("http"), &shared("web", &[tcp(80)]));
-    assert_eq!(assign_ips(&mut a, &key("https"), &shared("web", &[tcp(443)])), shared_ip);
+    assert_eq!(
+        assign_ips(&mut a, &key("https"), &shared("web", &[tcp(443)])),
+        shared_ip
+    );
     // https now also wants port 80: it can no longer sit next to http.
     let moved = assign_ips(&mut a, &key("https"), &shared("web", &[tcp(443), tcp(80)]));
     assert_ne!(moved, shared_ip);
@@ -159,7 +165,10 @@ fn upgrading_to_dual_stack_keeps_the_existing_address() {
 
 #[test]
 fn downgrading_to_single_stack_keeps_the_remaining_family() {
-    let mut a = mk_alloc(vec![mk_pool("dual", &["198.51.100.0/28", "2001:db8::/120"])]);
+    let mut a = mk_alloc(vec![mk_pool(
+        "dual",
+        &["198.51.100.0/28", "2001:db8::/120"],
+    )]);
     let dual = mk_req(FamilyPolicy::RequireDualStack([V4, V6]));
     let both = assign_ips(&mut a, &key("x"), &dual);
     assert_eq!(assign_ips(&mut a, &key("x"), &v6()), vec![both[1]]);

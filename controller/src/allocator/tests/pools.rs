@@ -7,9 +7,16 @@ use super::*;
 #[test]
 fn overlapping_pools_the_older_wins_and_the_younger_is_unused() {
     let mut a = mk_alloc(vec![mk_pool_at("old", &["198.51.100.0/28"], 100)]);
-    let update = a.set_pool(mk_pool_at("young", &["198.51.100.8/29", "203.0.113.0/28"], 200));
+    let update = a.set_pool(mk_pool_at(
+        "young",
+        &["198.51.100.8/29", "203.0.113.0/28"],
+        200,
+    ));
     assert_eq!(update.conflicts_changed, vec!["young".to_string()]);
-    assert_eq!(a.pool_status("young").unwrap().conflicts_with, vec!["old".to_string()]);
+    assert_eq!(
+        a.pool_status("young").unwrap().conflicts_with,
+        vec!["old".to_string()]
+    );
     assert!(a.pool_status("old").unwrap().conflicts_with.is_empty());
     // Even the young pool's non-overlapping addresses are unused.
     let got: Vec<String> = (0..16)
@@ -54,7 +61,10 @@ fn conflicts_between_pools_of_the_same_age_go_by_name() {
         mk_pool_at("b", &["198.51.100.0/28"], 7),
         mk_pool_at("a", &["198.51.100.4"], 7),
     ]);
-    assert_eq!(a.pool_status("b").unwrap().conflicts_with, vec!["a".to_string()]);
+    assert_eq!(
+        a.pool_status("b").unwrap().conflicts_with,
+        vec!["a".to_string()]
+    );
     assert!(a.pool_status("a").unwrap().conflicts_with.is_empty());
 }
 
@@ -90,7 +100,10 @@ fn an_older_overlapping_pool_displaces_the_younger_pools_services() {
     assert_eq!(update.conflicts_changed, vec!["young".to_string()]);
     assert_eq!(a.assignment(&key("x")), None);
     assert_eq!(usage(&a, "young", V4), (16, 0));
-    assert_eq!(assign_ips(&mut a, &key("x"), &v4()), ips(&["198.51.100.15"]));
+    assert_eq!(
+        assign_ips(&mut a, &key("x"), &v4()),
+        ips(&["198.51.100.15"])
+    );
 }
 
 #[test]
@@ -269,7 +282,11 @@ fn pool_memory_does_not_grow_with_its_size() {
 fn entries_of_one_pool_may_overlap() {
     let a = mk_alloc(vec![mk_pool(
         "p",
-        &["198.51.100.0/28", "198.51.100.4-198.51.100.20", "198.51.100.7"],
+        &[
+            "198.51.100.0/28",
+            "198.51.100.4-198.51.100.20",
+            "198.51.100.7",
+        ],
     )]);
     assert_eq!(usage(&a, "p", V4), (21, 0));
     assert!(a.pool_status("p").unwrap().conflicts_with.is_empty());

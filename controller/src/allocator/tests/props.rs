@@ -22,11 +22,23 @@ fn v4_at(offset: u8) -> IpAddr {
 }
 
 fn v6_at(offset: u8) -> IpAddr {
-    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(offset)))
+    IpAddr::V6(Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        0,
+        0,
+        0,
+        0,
+        0,
+        u16::from(offset),
+    ))
 }
 
 fn universe() -> Vec<IpAddr> {
-    (0..UNIVERSE).map(v4_at).chain((0..UNIVERSE).map(v6_at)).collect()
+    (0..UNIVERSE)
+        .map(v4_at)
+        .chain((0..UNIVERSE).map(v6_at))
+        .collect()
 }
 
 const POOLS: [&str; 3] = ["p0", "p1", "p2"];
@@ -58,8 +70,14 @@ fn allocation_strategy() -> impl Strategy<Value = ServiceAllocation> {
         .prop_map(|(priority, names, env, tier)| ServiceAllocation {
             priority,
             namespaces: names.into_iter().map(String::from).collect(),
-            namespace_selectors: env.map(|e| mk_selector(&[("env", e)])).into_iter().collect(),
-            service_selectors: tier.map(|t| mk_selector(&[("tier", t)])).into_iter().collect(),
+            namespace_selectors: env
+                .map(|e| mk_selector(&[("env", e)]))
+                .into_iter()
+                .collect(),
+            service_selectors: tier
+                .map(|t| mk_selector(&[("tier", t)]))
+                .into_iter()
+                .collect(),
         })
 }
 
@@ -73,14 +91,16 @@ fn pool_strategy() -> impl Strategy<Value = PoolConfig> {
         proptest::option::weighted(0.5, allocation_strategy()),
         0i64..3,
     )
-        .prop_map(|(name, v4s, v6s, auto_assign, avoid, sa, created_at)| PoolConfig {
-            name: name.to_string(),
-            ranges: v4s.into_iter().chain(v6s).collect(),
-            auto_assign,
-            avoid_buggy_ips: avoid,
-            service_allocation: sa,
-            created_at,
-        })
+        .prop_map(
+            |(name, v4s, v6s, auto_assign, avoid, sa, created_at)| PoolConfig {
+                name: name.to_string(),
+                ranges: v4s.into_iter().chain(v6s).collect(),
+                auto_assign,
+                avoid_buggy_ips: avoid,
+                service_allocation: sa,
+                created_at,
+            },
+        )
 }
 
 fn policy_strategy() -> impl Strategy<Value = FamilyPolicy> {
@@ -103,31 +123,36 @@ fn request_strategy() -> impl Strategy<Value = Request> {
     (
         policy_strategy(),
         prop_oneof![3 => Just(Vec::new()), 1 => requested],
-        proptest::option::weighted(0.2, proptest::sample::select(vec!["p0", "p1", "p2", "gone"])),
+        proptest::option::weighted(
+            0.2,
+            proptest::sample::select(vec!["p0", "p1", "p2", "gone"]),
+        ),
         proptest::option::weighted(0.5, prop_oneof![Just("k1"), Just("k2")]),
         proptest::sample::subsequence(vec![tcp(80), tcp(443), udp(53)], 0..=3),
         0u8..3,
         prop_oneof![Just("prod"), Just("dev")],
         proptest::option::of(prop_oneof![Just("front"), Just("back")]),
     )
-        .prop_map(|(families, requested_ips, pool, key, ports, backend, env, tier)| Request {
-            namespace_labels: labels(&[("env", env)]),
-            service_labels: tier.map(|t| labels(&[("tier", t)])).unwrap_or_default(),
-            requested_ips,
-            pool: pool.map(String::from),
-            sharing_key: key.map(String::from),
-            ports,
-            backend: match backend {
-                0 => Backend::Cluster,
-                1 => Backend::Local {
-                    selector: labels(&[("app", "x")]),
+        .prop_map(
+            |(families, requested_ips, pool, key, ports, backend, env, tier)| Request {
+                namespace_labels: labels(&[("env", env)]),
+                service_labels: tier.map(|t| labels(&[("tier", t)])).unwrap_or_default(),
+                requested_ips,
+                pool: pool.map(String::from),
+                sharing_key: key.map(String::from),
+                ports,
+                backend: match backend {
+                    0 => Backend::Cluster,
+                    1 => Backend::Local {
+                        selector: labels(&[("app", "x")]),
+                    },
+                    _ => Backend::Local {
+                        selector: labels(&[("app", "y")]),
+                    },
                 },
-                _ => Backend::Local {
-                    selector: labels(&[("app", "y")]),
-                },
+                families,
             },
-            families,
-        })
+        )
 }
 
 #[derive(Clone, Debug)]
@@ -166,7 +191,11 @@ fn expected_conflicts(configs: &BTreeMap<String, PoolConfig>, name: &str) -> Vec
     let mut older: Vec<&PoolConfig> = configs
         .values()
         .filter(|o| age(o) < age(me))
-        .filter(|o| universe().into_iter().any(|ip| covers(o, ip) && covers(me, ip)))
+        .filter(|o| {
+            universe()
+                .into_iter()
+                .any(|ip| covers(o, ip) && covers(me, ip))
+        })
         .collect();
     older.sort_by(|a, b| age(a).cmp(&age(b)));
     older.iter().map(|o| o.name.clone()).collect()
@@ -194,7 +223,10 @@ fn snapshot(alloc: &Allocator) -> Snapshot {
 }
 
 fn held_by_anyone(snap: &Snapshot) -> BTreeSet<IpAddr> {
-    snap.assignments.values().flat_map(|a| a.ips.clone()).collect()
+    snap.assignments
+        .values()
+        .flat_map(|a| a.ips.clone())
+        .collect()
 }
 
 // ---- the model --------------------------------------------------------------------------
@@ -225,7 +257,10 @@ fn check_invariants(alloc: &Allocator, model: &Model) -> Result<(), TestCaseErro
     }
     // No address is held by two services unless they may share it.
     for (ip, holders) in &holders_of {
-        prop_assert_eq!(&alloc.holders(*ip).into_iter().collect::<BTreeSet<_>>(), holders);
+        prop_assert_eq!(
+            &alloc.holders(*ip).into_iter().collect::<BTreeSet<_>>(),
+            holders
+        );
         if holders.len() > 1 {
             let requests: Vec<&Request> = holders.iter().map(|k| &model.requests[k]).collect();
             let sharing_key = normalized_key(requests[0]);
@@ -247,7 +282,10 @@ fn check_invariants(alloc: &Allocator, model: &Model) -> Result<(), TestCaseErro
     );
     for (name, config) in &model.configs {
         let status = &snap.pools[name];
-        prop_assert_eq!(&status.conflicts_with, &expected_conflicts(&model.configs, name));
+        prop_assert_eq!(
+            &status.conflicts_with,
+            &expected_conflicts(&model.configs, name)
+        );
         let mut expected = Vec::new();
         for family in [Family::V4, Family::V6] {
             let total = universe()
@@ -280,15 +318,26 @@ fn expected_candidates(model: &Model, key: &ServiceKey, req: &Request) -> Vec<St
     let active = |c: &&PoolConfig| expected_conflicts(&model.configs, &c.name).is_empty();
     let mut pinned: Vec<(bool, u32, String)> = Vec::new();
     let mut general: Vec<String> = Vec::new();
-    for config in model.configs.values().filter(active).filter(|c| c.auto_assign) {
+    for config in model
+        .configs
+        .values()
+        .filter(active)
+        .filter(|c| c.auto_assign)
+    {
         match &config.service_allocation {
             None => general.push(config.name.clone()),
             Some(sa) => {
                 let ns_ok = (sa.namespaces.is_empty() && sa.namespace_selectors.is_empty())
                     || sa.namespaces.contains(&key.namespace)
-                    || sa.namespace_selectors.iter().any(|s| s.matches(&req.namespace_labels));
+                    || sa
+                        .namespace_selectors
+                        .iter()
+                        .any(|s| s.matches(&req.namespace_labels));
                 let svc_ok = sa.service_selectors.is_empty()
-                    || sa.service_selectors.iter().any(|s| s.matches(&req.service_labels));
+                    || sa
+                        .service_selectors
+                        .iter()
+                        .any(|s| s.matches(&req.service_labels));
                 if ns_ok && svc_ok {
                     pinned.push((sa.priority == 0, sa.priority, config.name.clone()));
                 }
@@ -296,7 +345,11 @@ fn expected_candidates(model: &Model, key: &ServiceKey, req: &Request) -> Vec<St
         }
     }
     pinned.sort();
-    pinned.into_iter().map(|(_, _, n)| n).chain(general).collect()
+    pinned
+        .into_iter()
+        .map(|(_, _, n)| n)
+        .chain(general)
+        .collect()
 }
 
 fn check_assign(
@@ -314,7 +367,12 @@ fn check_assign(
         }
         Ok(got) => {
             let families: Vec<Family> = got.ips.iter().map(|ip| Family::of(*ip)).collect();
-            prop_assert!(req.families.accepts(&families), "{:?} for {:?}", got, req.families);
+            prop_assert!(
+                req.families.accepts(&families),
+                "{:?} for {:?}",
+                got,
+                req.families
+            );
             let mut sorted = families.clone();
             sorted.sort_by_key(|f| req.families.rank(*f));
             prop_assert_eq!(&sorted, &families, "addresses follow ipFamilies order");
@@ -452,7 +510,9 @@ fn check_pool_change(
         if update.displaced.contains(key) {
             // Displaced only for a reason: one of its addresses is no longer offered there.
             prop_assert!(
-                was.ips.iter().any(|ip| alloc.pool_of(*ip) != Some(was.pool.as_str())),
+                was.ips
+                    .iter()
+                    .any(|ip| alloc.pool_of(*ip) != Some(was.pool.as_str())),
                 "{key} displaced needlessly"
             );
             prop_assert!(!after.assignments.contains_key(key));

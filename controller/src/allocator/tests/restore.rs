@@ -99,10 +99,18 @@ fn restore_of_conflicting_claims_keeps_the_first() {
 #[test]
 fn restore_of_a_shared_address() {
     let mut a = mk_alloc(vec![mk_pool("p", &["198.51.100.0/28"])]);
-    a.restore(&key("tcp"), &shared("dns", &[tcp(53)]), &ips(&["198.51.100.3"]))
-        .unwrap();
-    a.restore(&key("udp"), &shared("dns", &[udp(53)]), &ips(&["198.51.100.3"]))
-        .unwrap();
+    a.restore(
+        &key("tcp"),
+        &shared("dns", &[tcp(53)]),
+        &ips(&["198.51.100.3"]),
+    )
+    .unwrap();
+    a.restore(
+        &key("udp"),
+        &shared("dns", &[udp(53)]),
+        &ips(&["198.51.100.3"]),
+    )
+    .unwrap();
     assert_eq!(a.holders(ip("198.51.100.3")), vec![key("tcp"), key("udp")]);
     assert_eq!(usage(&a, "p", V4), (16, 1));
 }

@@ -8,11 +8,23 @@ use super::*;
 #[test]
 fn lowest_free_address_wins() {
     let mut a = mk_alloc(vec![mk_pool("p", &["198.51.100.10-198.51.100.12"])]);
-    assert_eq!(assign_ips(&mut a, &key("a"), &v4()), ips(&["198.51.100.10"]));
-    assert_eq!(assign_ips(&mut a, &key("b"), &v4()), ips(&["198.51.100.11"]));
-    assert_eq!(assign_ips(&mut a, &key("c"), &v4()), ips(&["198.51.100.12"]));
+    assert_eq!(
+        assign_ips(&mut a, &key("a"), &v4()),
+        ips(&["198.51.100.10"])
+    );
+    assert_eq!(
+        assign_ips(&mut a, &key("b"), &v4()),
+        ips(&["198.51.100.11"])
+    );
+    assert_eq!(
+        assign_ips(&mut a, &key("c"), &v4()),
+        ips(&["198.51.100.12"])
+    );
     a.release(&key("b"));
-    assert_eq!(assign_ips(&mut a, &key("d"), &v4()), ips(&["198.51.100.11"]));
+    assert_eq!(
+        assign_ips(&mut a, &key("d"), &v4()),
+        ips(&["198.51.100.11"])
+    );
 }
 
 #[test]
@@ -51,7 +63,12 @@ fn avoid_buggy_ips_skips_dot_zero_and_dot_255() {
         .collect();
     assert_eq!(
         got,
-        ips(&["198.51.100.254", "198.51.100.255", "198.51.101.0", "198.51.101.1"])
+        ips(&[
+            "198.51.100.254",
+            "198.51.100.255",
+            "198.51.101.0",
+            "198.51.101.1"
+        ])
     );
 
     let mut careful = mk_alloc(vec![PoolConfig {
@@ -77,7 +94,10 @@ fn avoid_buggy_ips_leaves_ipv6_alone() {
         ..mk_pool("p", &["2001:db8::ff-2001:db8::100"])
     }]);
     assert_eq!(assign_ips(&mut a, &key("a"), &v6()), ips(&["2001:db8::ff"]));
-    assert_eq!(assign_ips(&mut a, &key("b"), &v6()), ips(&["2001:db8::100"]));
+    assert_eq!(
+        assign_ips(&mut a, &key("b"), &v6()),
+        ips(&["2001:db8::100"])
+    );
 }
 
 #[test]
@@ -118,7 +138,10 @@ fn requested_ip_ignores_auto_assign() {
         auto_assign: false,
         ..mk_pool("manual", &["198.51.100.0/28"])
     }]);
-    assert_eq!(a.assign(&key("auto"), &v4()), Err(AllocError::NoEligiblePool));
+    assert_eq!(
+        a.assign(&key("auto"), &v4()),
+        Err(AllocError::NoEligiblePool)
+    );
     let req = Request {
         requested_ips: ips(&["198.51.100.3"]),
         ..v4()
@@ -299,7 +322,14 @@ fn pools_selecting_the_service_come_first_by_priority_then_the_rest_by_name() {
         .collect();
     assert_eq!(
         order,
-        ["c-prio1", "e-prio1", "b-prio2", "d-unset", "0-general", "a-general"]
+        [
+            "c-prio1",
+            "e-prio1",
+            "b-prio2",
+            "d-unset",
+            "0-general",
+            "a-general"
+        ]
     );
 }
 
@@ -371,9 +401,15 @@ fn service_allocation_excludes_services_it_does_not_select() {
         namespace_labels: labels(&[("env", "prod")]),
         ..front.clone()
     };
-    assert_eq!(pool_for(&mut a, &key_in("team-b", "x"), &prod_front), "pinned");
+    assert_eq!(
+        pool_for(&mut a, &key_in("team-b", "x"), &prod_front),
+        "pinned"
+    );
     // Neither listed nor selected.
-    assert_eq!(pool_for(&mut a, &key_in("team-b", "x"), &front), "z-general");
+    assert_eq!(
+        pool_for(&mut a, &key_in("team-b", "x"), &front),
+        "z-general"
+    );
     // Namespace fine, service selector fails.
     assert_eq!(pool_for(&mut a, &key_in("team-a", "x"), &v4()), "z-general");
 }

@@ -41,7 +41,11 @@ fn same_key_and_disjoint_ports_share_one_address() {
 #[test]
 fn sharing_key_mismatch_is_refused() {
     let mut a = mk_alloc(vec![mk_pool("p", &["198.51.100.0/28"])]);
-    assign_ips(&mut a, &key("a"), &at(shared("blue", &[tcp(80)]), "198.51.100.5"));
+    assign_ips(
+        &mut a,
+        &key("a"),
+        &at(shared("blue", &[tcp(80)]), "198.51.100.5"),
+    );
     assert_eq!(
         a.assign(&key("b"), &at(shared("green", &[tcp(443)]), "198.51.100.5")),
         Err(AllocError::SharingKeyMismatch {
@@ -64,7 +68,11 @@ fn sharing_needs_a_key_on_both_sides() {
             holder: key("keyless")
         })
     );
-    assign_ips(&mut a, &key("keyed"), &at(shared("k", &[tcp(80)]), "198.51.100.6"));
+    assign_ips(
+        &mut a,
+        &key("keyed"),
+        &at(shared("k", &[tcp(80)]), "198.51.100.6"),
+    );
     assert_eq!(
         a.assign(&key("c"), &at(v4(), "198.51.100.6")),
         Err(AllocError::IpInUse {
@@ -77,9 +85,16 @@ fn sharing_needs_a_key_on_both_sides() {
 #[test]
 fn overlapping_ports_are_refused() {
     let mut a = mk_alloc(vec![mk_pool("p", &["198.51.100.0/28"])]);
-    assign_ips(&mut a, &key("web"), &at(shared("k", &[tcp(80), tcp(443)]), "198.51.100.5"));
+    assign_ips(
+        &mut a,
+        &key("web"),
+        &at(shared("k", &[tcp(80), tcp(443)]), "198.51.100.5"),
+    );
     assert_eq!(
-        a.assign(&key("other"), &at(shared("k", &[udp(443), tcp(443)]), "198.51.100.5")),
+        a.assign(
+            &key("other"),
+            &at(shared("k", &[udp(443), tcp(443)]), "198.51.100.5")
+        ),
         Err(AllocError::PortOverlap {
             ip: ip("198.51.100.5"),
             holder: key("web"),
@@ -87,10 +102,18 @@ fn overlapping_ports_are_refused() {
         })
     );
     // Same number, other protocol: no overlap.
-    assign_ips(&mut a, &key("quic"), &at(shared("k", &[udp(443)]), "198.51.100.5"));
+    assign_ips(
+        &mut a,
+        &key("quic"),
+        &at(shared("k", &[udp(443)]), "198.51.100.5"),
+    );
     // The port freed by a leaving holder can be taken by a newcomer.
     a.release(&key("web"));
-    assign_ips(&mut a, &key("other"), &at(shared("k", &[tcp(443)]), "198.51.100.5"));
+    assign_ips(
+        &mut a,
+        &key("other"),
+        &at(shared("k", &[tcp(443)]), "198.51.100.5"),
+    );
 }
 
 #[test]
@@ -100,10 +123,17 @@ fn backends_must_match() {
         backend: local(&[("app", "dns")]),
         ..shared("k", &[tcp(53)])
     };
-    assign_ips(&mut a, &key("local"), &at(local_app.clone(), "198.51.100.5"));
+    assign_ips(
+        &mut a,
+        &key("local"),
+        &at(local_app.clone(), "198.51.100.5"),
+    );
     // Cluster next to Local.
     assert_eq!(
-        a.assign(&key("cluster"), &at(shared("k", &[udp(53)]), "198.51.100.5")),
+        a.assign(
+            &key("cluster"),
+            &at(shared("k", &[udp(53)]), "198.51.100.5")
+        ),
         Err(AllocError::BackendMismatch {
             ip: ip("198.51.100.5"),
             holder: key("local")
@@ -175,17 +205,29 @@ fn joining_respects_pool_eligibility() {
         pool: Some("b".into()),
         ..shared("web", &[tcp(port)])
     };
-    assert_eq!(assign_ips(&mut a, &key("web-a"), &shared("web", &[tcp(80)])), ips(&["198.51.100.10"]));
+    assert_eq!(
+        assign_ips(&mut a, &key("web-a"), &shared("web", &[tcp(80)])),
+        ips(&["198.51.100.10"])
+    );
     // The annotation restricts joining to pool b: no shared address there yet.
-    assert_eq!(assign_ips(&mut a, &key("web-b1"), &in_b(443)), ips(&["203.0.113.10"]));
-    assert_eq!(assign_ips(&mut a, &key("web-b2"), &in_b(8443)), ips(&["203.0.113.10"]));
+    assert_eq!(
+        assign_ips(&mut a, &key("web-b1"), &in_b(443)),
+        ips(&["203.0.113.10"])
+    );
+    assert_eq!(
+        assign_ips(&mut a, &key("web-b2"), &in_b(8443)),
+        ips(&["203.0.113.10"])
+    );
 }
 
 #[test]
 fn a_service_may_change_its_own_sharing_terms_when_alone() {
     let mut a = mk_alloc(vec![mk_pool("p", &["198.51.100.0/28"])]);
     let held = assign_ips(&mut a, &key("x"), &shared("old", &[tcp(80)]));
-    assert_eq!(assign_ips(&mut a, &key("x"), &shared("new", &[tcp(81)])), held);
+    assert_eq!(
+        assign_ips(&mut a, &key("x"), &shared("new", &[tcp(81)])),
+        held
+    );
     assert_eq!(assign_ips(&mut a, &key("x"), &v4()), held);
 }
 
@@ -199,7 +241,10 @@ fn joining_a_shared_address_in_a_later_pool_beats_a_new_address_in_an_earlier_on
         pool: Some("b".into()),
         ..shared("web", &[tcp(80)])
     };
-    assert_eq!(assign_ips(&mut a, &key("web-http"), &in_b), ips(&["203.0.113.10"]));
+    assert_eq!(
+        assign_ips(&mut a, &key("web-http"), &in_b),
+        ips(&["203.0.113.10"])
+    );
     // Pool a comes first and has room, but web-https joins web-http in pool b.
     assert_eq!(
         assign_ips(&mut a, &key("web-https"), &shared("web", &[tcp(443)])),
