@@ -268,4 +268,17 @@ mod tests {
         );
         assert_eq!(err.to_string(), messages.join("; "));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_specs_never_panic(
+            pools in proptest::collection::vec("\\PC{0,12}", 0..3),
+            interfaces in proptest::collection::vec("\\PC{0,18}", 0..3),
+        ) {
+            let spec = L2AdvertisementSpec { ip_address_pools: pools, interfaces, ..Default::default() };
+            if let Err(errors) = Advertisement::compile(&spec) {
+                proptest::prop_assert!(!errors.0.is_empty());
+            }
+        }
+    }
 }

@@ -618,6 +618,24 @@ mod tests {
         }
 
         #[test]
+        fn arbitrary_specs_never_panic(
+            entries in proptest::collection::vec("[0-9a-f:./ -]{0,24}|\\PC{0,12}", 0..6),
+            namespaces in proptest::collection::vec("\\PC{0,12}", 0..3),
+            priority in any::<i32>(),
+        ) {
+            let mut spec = mk_spec(&entries.iter().map(String::as_str).collect::<Vec<_>>());
+            spec.service_allocation = Some(ServiceAllocation {
+                priority,
+                namespaces,
+                ..Default::default()
+            });
+            if let Err(errors) = Pool::from_spec(&spec) {
+                prop_assert!(!errors.0.is_empty());
+                prop_assert!(!errors.to_string().is_empty());
+            }
+        }
+
+        #[test]
         fn contains_agrees_with_ranges(entries in proptest::collection::vec(v4_entry(), 1..4), probe in 0u32..80) {
             let refs: Vec<&str> = entries.iter().map(String::as_str).collect();
             if let Ok(pool) = Pool::from_spec(&mk_spec(&refs)) {
