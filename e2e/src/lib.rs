@@ -1,3 +1,5 @@
 //! The ironlb lab: a Kubernetes cluster on one machine, built from network namespaces.
 
+pub mod harness;
 pub mod lab;
+pub mod bench;

@@ -150,6 +150,13 @@ enum Cmd {
 enum Internal {
     /// Set sysctls (KEY=VALUE) in this namespace.
     Sysctl { settings: Vec<String> },
+    /// Send one UDP datagram and print the reply.
+    Udp {
+        addr: std::net::SocketAddr,
+        payload: String,
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
     /// GET a plain-HTTP URL until it answers 200.
     Probe {
         url: String,
@@ -262,6 +269,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 netns::write_sysctl(k, v)?;
             }
+        }
+        Cmd::Internal(Internal::Udp {
+            addr,
+            payload,
+            timeout,
+        }) => {
+            let bind = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            let socket = std::net::UdpSocket::bind(bind)?;
+            socket.set_read_timeout(Some(timeout))?;
+            socket.send_to(payload.as_bytes(), addr)?;
+            let mut buf = vec![0u8; 65536];
+            let (len, _) = socket
+                .recv_from(&mut buf)
+                .with_context(|| format!("no UDP reply from {addr} within {timeout:?}"))?;
+            println!("{}", String::from_utf8_lossy(&buf[..len]));
         }
         Cmd::Internal(Internal::Probe { url, timeout }) => {
             let deadline = std::time::Instant::now() + timeout;
