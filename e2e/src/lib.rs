@@ -1,5 +1,6 @@
 //! The ironlb lab: a Kubernetes cluster on one machine, built from network namespaces.
 
+pub mod apiserver;
 pub mod harness;
 pub mod lab;
 pub mod bench;
