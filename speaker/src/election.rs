@@ -112,10 +112,15 @@ pub struct Score([u8; 32]);
 
 /// `sha256(node + "#" + ip)`.
 pub fn score(node: &str, ip: IpAddr) -> Score {
+    score_text(node, &ip.to_string())
+}
+
+/// [`score`] with the IP already in text form, so that an election formats it once.
+fn score_text(node: &str, ip: &str) -> Score {
     let mut hasher = Sha256::new();
     hasher.update(node.as_bytes());
     hasher.update(b"#");
-    hasher.update(ip.to_string().as_bytes());
+    hasher.update(ip.as_bytes());
     Score(hasher.finalize().into())
 }
 
@@ -147,10 +152,11 @@ pub fn rank<'a>(
     advertisements: &[&[Selector]],
     candidates: &[Candidate<'a>],
 ) -> Vec<&'a str> {
+    let ip = ip.to_string();
     let mut ranked: Vec<(Score, &'a str)> = candidates
         .iter()
         .filter(|c| exclusion(c, advertisements).is_none())
-        .map(|c| (score(c.name, ip), c.name))
+        .map(|c| (score_text(c.name, &ip), c.name))
         .collect();
     // Names break ties only for duplicate entries of one node, which share a score.
     ranked.sort_unstable_by(|a, b| b.cmp(a));
@@ -167,6 +173,7 @@ pub fn elect<'a>(
     if advertisements.is_empty() {
         return Err(NoWinner::NoAdvertisement);
     }
+    let ip = ip.to_string();
     let mut tally = Tally::default();
     let mut best: Option<(Score, &'a str)> = None;
     for candidate in candidates {
@@ -176,7 +183,7 @@ pub fn elect<'a>(
         match exclusion(candidate, advertisements) {
             Some(why) => tally.count(why),
             None => {
-                let entry = (score(candidate.name, ip), candidate.name);
+                let entry = (score_text(candidate.name, &ip), candidate.name);
                 if best.is_none_or(|b| entry > b) {
                     best = Some(entry);
                 }
