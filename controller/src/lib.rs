@@ -7,3 +7,4 @@ pub mod leader;
 pub mod metrics;
 pub mod server_caps;
 pub mod telemetry;
+pub mod writer;
