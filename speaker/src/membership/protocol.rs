@@ -27,7 +27,7 @@ use super::config::Config;
 use super::key::Key;
 use super::piggyback::Piggyback;
 use super::replay::{Freshness, ReplayGuard};
-use super::ring::monitor_targets;
+use super::ring::{monitor_targets_placed, ring_position};
 use super::rng::SplitMix64;
 use super::state::{MemberState, Status, Update};
 use super::wire::{self, Body, Message};
@@ -99,6 +99,7 @@ pub struct Counters {
 #[derive(Debug, Clone)]
 struct Member {
     addr: SocketAddr,
+    ring_position: u64,
     status: Status,
     suspect_deadline: Option<Duration>,
     /// This member's own probe failed during the current suspicion, so it announces the death.
@@ -147,6 +148,7 @@ pub struct Protocol {
     config: Config,
     key: Key,
     me: String,
+    my_ring_position: u64,
     epoch: u64,
     seq: u64,
     incarnation: u64,
@@ -176,6 +178,7 @@ impl Protocol {
             next_tick: now + Duration::from_nanos(phase),
             config,
             key,
+            my_ring_position: ring_position(&identity.name),
             me: identity.name,
             epoch: identity.epoch,
             seq: 0,
@@ -299,6 +302,7 @@ impl Protocol {
                         name.clone(),
                         Member {
                             addr,
+                            ring_position: ring_position(&name),
                             status: Status::UNKNOWN,
                             suspect_deadline: None,
                             witnessed: false,
@@ -410,11 +414,18 @@ impl Protocol {
                     Body::Gossip | Body::Ack { .. } => {}
                 }
             }
-            Freshness::Stale => self.counters.replayed += 1,
+            Freshness::Stale => {
+                self.counters.replayed += 1;
+                // A ping overtaken by a later datagram still deserves its ack; its content is
+                // ignored. Answering a replay is harmless: the ack echoes a nonce nobody awaits.
+                if let Body::Ping { nonce } = msg.body {
+                    self.send_ack(&msg.sender, nonce);
+                }
+            }
             Freshness::Unverified => {
                 self.counters.unverified += 1;
-                // Answering is harmless even for a replay, and a restarted sender needs our ack
-                // to verify us; its content waits until it has answered our challenge.
+                // A restarted sender needs our ack to verify us; its content waits until it has
+                // answered our challenge.
                 if let Body::Ping { nonce } = msg.body {
                     self.send_ack(&msg.sender, nonce);
                 }
@@ -443,8 +454,9 @@ impl Protocol {
             .peers
             .iter()
             .filter(|(_, m)| m.status.state.is_live())
-            .map(|(n, _)| n.as_str());
-        let targets: Vec<String> = monitor_targets(&self.me, live, self.config.monitors)
+            .map(|(n, m)| (m.ring_position, n.as_str()));
+        let me = (self.my_ring_position, self.me.as_str());
+        let targets: Vec<String> = monitor_targets_placed(me, live, self.config.monitors)
             .into_iter()
             .map(str::to_owned)
             .collect();
@@ -455,6 +467,12 @@ impl Protocol {
         }
         let mut starts = Vec::new();
         for (name, m) in &mut self.peers {
+            if m.status.state.is_live() && !self.replay.knows(name) {
+                // Known alive only through others (or through relays): get a baseline, so that
+                // its announcements, a leave above all, are accepted when they come.
+                starts.push((name.clone(), Purpose::Challenge));
+                continue;
+            }
             let purpose = match m.status.state {
                 MemberState::Suspect if !targets.contains(name) => Purpose::Verify,
                 MemberState::Unknown | MemberState::Dead | MemberState::Left
@@ -472,7 +490,9 @@ impl Protocol {
             starts.push((name.clone(), purpose));
         }
         for (name, purpose) in starts {
-            if !self.probing(&name) {
+            if purpose == Purpose::Challenge {
+                self.challenge(now, &name);
+            } else if !self.probing(&name) {
                 self.start_probe(now, name, purpose);
             }
         }
@@ -711,7 +731,9 @@ impl Protocol {
         if let Some(m) = self.peers.get(name)
             && status.supersedes(m.status)
         {
-            self.set_status(now, name, status, true);
+            // First contact is not news: every member greets every peer itself.
+            let disseminate = m.status.state != MemberState::Unknown;
+            self.set_status(now, name, status, disseminate);
         }
     }
 

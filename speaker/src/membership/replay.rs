@@ -9,15 +9,22 @@
 //! membership. A receiver that has just started holds no baselines, and so accepts nothing
 //! unsolicited until it has challenged the sender: a restarted receiver cannot be fooled by
 //! datagrams captured before its restart either.
+//!
+//! After the baseline, each sequence number is accepted at most once. A window of the last
+//! [`WINDOW`] sequence numbers (as in IPsec's anti-replay window) lets datagrams that the network
+//! reordered through; anything older than the window is refused.
 
 use std::collections::HashMap;
+
+/// How far behind the highest accepted sequence number a datagram may arrive.
+pub const WINDOW: u64 = 64;
 
 /// What a receiver makes of a datagram's (epoch, sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
-    /// Newer than anything accepted from this sender in its current epoch.
+    /// Not accepted before from this sender in its current epoch, and not older than the window.
     Fresh,
-    /// Not newer: a replay, a duplicate or a reordered datagram.
+    /// A replay, a duplicate, or older than the window.
     Stale,
     /// No baseline for this sender, or a different epoch: the sender must be challenged first.
     Unverified,
@@ -26,7 +33,34 @@ pub enum Freshness {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Baseline {
     epoch: u64,
-    highest_seq: u64,
+    highest: u64,
+    /// Bit `i` set: sequence `highest - i` was accepted (or predates the baseline).
+    seen: u64,
+}
+
+impl Baseline {
+    fn is_fresh(&self, seq: u64) -> bool {
+        if seq > self.highest {
+            return true;
+        }
+        let behind = self.highest - seq;
+        behind < WINDOW && self.seen & (1 << behind) == 0
+    }
+
+    fn mark(&mut self, seq: u64) {
+        if seq > self.highest {
+            let shift = seq - self.highest;
+            self.seen = if shift >= WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
+            self.seen |= 1;
+            self.highest = seq;
+        } else if self.highest - seq < WINDOW {
+            self.seen |= 1 << (self.highest - seq);
+        }
+    }
 }
 
 /// Per-sender baselines held by one receiver.
@@ -39,7 +73,7 @@ impl ReplayGuard {
     /// Classifies a datagram without recording it.
     pub fn check(&self, sender: &str, epoch: u64, seq: u64) -> Freshness {
         match self.baselines.get(sender) {
-            Some(b) if b.epoch == epoch && seq > b.highest_seq => Freshness::Fresh,
+            Some(b) if b.epoch == epoch && b.is_fresh(seq) => Freshness::Fresh,
             Some(b) if b.epoch == epoch => Freshness::Stale,
             _ => Freshness::Unverified,
         }
@@ -49,26 +83,26 @@ impl ReplayGuard {
     pub fn accept(&mut self, sender: &str, epoch: u64, seq: u64) {
         if let Some(b) = self.baselines.get_mut(sender)
             && b.epoch == epoch
-            && seq > b.highest_seq
         {
-            b.highest_seq = seq;
+            b.mark(seq);
         }
     }
 
     /// Records an ack that answered one of our own nonces: proof that `epoch` is the sender's
-    /// current life and that it had reached `seq`.
+    /// current life and that it had reached `seq`. A new baseline counts everything up to `seq`
+    /// as seen, so nothing sent before the ack can be accepted later.
     pub fn establish(&mut self, sender: &str, epoch: u64, seq: u64) {
-        let entry = self.baselines.entry(sender.to_owned()).or_insert(Baseline {
+        let fresh_baseline = Baseline {
             epoch,
-            highest_seq: seq,
-        });
-        if entry.epoch != epoch {
-            *entry = Baseline {
-                epoch,
-                highest_seq: seq,
-            };
-        } else {
-            entry.highest_seq = entry.highest_seq.max(seq);
+            highest: seq,
+            seen: u64::MAX,
+        };
+        match self.baselines.get_mut(sender) {
+            Some(b) if b.epoch == epoch => b.mark(seq),
+            Some(b) => *b = fresh_baseline,
+            None => {
+                self.baselines.insert(sender.to_owned(), fresh_baseline);
+            }
         }
     }
 
@@ -135,6 +169,7 @@ mod tests {
         g.establish("a", 1, 20);
         g.establish("a", 1, 15);
         assert_eq!(g.check("a", 1, 18), Freshness::Stale);
+        assert_eq!(g.check("a", 1, 21), Freshness::Fresh);
     }
 
     #[test]
@@ -148,14 +183,21 @@ mod tests {
     proptest! {
         /// Whatever the interleaving, no (epoch, seq) is accepted twice after a baseline.
         #[test]
-        fn no_datagram_is_accepted_twice(seqs in proptest::collection::vec(0u64..50, 1..100)) {
+        fn no_datagram_is_accepted_twice(
+            base in 0u64..1000,
+            seqs in proptest::collection::vec(0u64..1300, 1..300),
+        ) {
             let mut g = ReplayGuard::default();
-            g.establish("a", 7, 0);
+            g.establish("a", 7, base);
             let mut accepted = std::collections::HashSet::new();
+            let mut highest = base;
             for s in seqs {
                 if g.check("a", 7, s) == Freshness::Fresh {
+                    prop_assert!(s > base, "seq {} predates the baseline {}", s, base);
+                    prop_assert!(s + WINDOW > highest, "seq {} is older than the window", s);
                     prop_assert!(accepted.insert(s), "seq {} accepted twice", s);
                     g.accept("a", 7, s);
+                    highest = highest.max(s);
                 }
             }
         }

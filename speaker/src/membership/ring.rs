@@ -24,12 +24,21 @@ pub fn monitor_targets<'a>(
     live: impl IntoIterator<Item = &'a str>,
     monitors: usize,
 ) -> Vec<&'a str> {
-    let mine = (ring_position(me), me);
-    let mut others: Vec<(u64, &str)> = live
-        .into_iter()
-        .filter(|n| *n != me)
-        .map(|n| (ring_position(n), n))
-        .collect();
+    monitor_targets_placed(
+        (ring_position(me), me),
+        live.into_iter().map(|n| (ring_position(n), n)),
+        monitors,
+    )
+}
+
+/// [`monitor_targets`] with ring positions already computed (the protocol caches them).
+pub fn monitor_targets_placed<'a>(
+    me: (u64, &str),
+    live: impl IntoIterator<Item = (u64, &'a str)>,
+    monitors: usize,
+) -> Vec<&'a str> {
+    let mine = me;
+    let mut others: Vec<(u64, &str)> = live.into_iter().filter(|(_, n)| *n != me.1).collect();
     others.sort_unstable();
     // Members after me in ring order, then wrap around to the ones before me.
     let split = others.partition_point(|p| *p < mine);

@@ -74,11 +74,14 @@ pub struct Cluster {
     nodes: Vec<Node>,
     by_addr: HashMap<SocketAddr, usize>,
     in_flight: BinaryHeap<InFlight>,
+    /// Each running node's next timer, refreshed whenever the node is touched.
+    deadlines: Vec<Option<Duration>>,
     order: u64,
     cut: BTreeSet<(usize, usize)>,
     capture: Option<Vec<Captured>>,
     dropped_by_network: u64,
     retired_sent: u64,
+    bytes_sent: u64,
 }
 
 impl Cluster {
@@ -95,11 +98,13 @@ impl Cluster {
             nodes: Vec::new(),
             by_addr: HashMap::new(),
             in_flight: BinaryHeap::new(),
+            deadlines: vec![None; n],
             order: 0,
             cut: BTreeSet::new(),
             capture: None,
             dropped_by_network: 0,
             retired_sent: 0,
+            bytes_sent: 0,
         };
         for i in 0..n {
             // Documentation prefix; nothing is ever sent to it.
@@ -168,6 +173,11 @@ impl Cluster {
                 .sum::<u64>()
     }
 
+    /// Bytes of every datagram sent so far (UDP payload).
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+
     pub fn dropped_by_network(&self) -> u64 {
         self.dropped_by_network
     }
@@ -210,6 +220,7 @@ impl Cluster {
     }
 
     fn retire(&mut self, i: usize) {
+        self.deadlines[i] = None;
         if let Some(p) = self.nodes[i].protocol.take() {
             self.retired_sent += p.counters().datagrams_sent;
         }
@@ -253,11 +264,7 @@ impl Cluster {
     pub fn run_until(&mut self, end: Duration) {
         loop {
             let next_datagram = self.in_flight.peek().map(|Reverse((t, ..))| *t);
-            let next_timer = self
-                .nodes
-                .iter()
-                .filter_map(|n| n.protocol.as_ref()?.next_deadline())
-                .min();
+            let next_timer = self.deadlines.iter().flatten().min().copied();
             let next = match (next_datagram, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => match a.or(b) {
@@ -282,12 +289,7 @@ impl Cluster {
                 }
             }
             for i in 0..self.nodes.len() {
-                let due = self.nodes[i]
-                    .protocol
-                    .as_ref()
-                    .and_then(Protocol::next_deadline)
-                    .is_some_and(|d| d <= self.now);
-                if due {
+                if self.deadlines[i].is_some_and(|d| d <= self.now) {
                     if let Some(p) = self.nodes[i].protocol.as_mut() {
                         p.handle_timeout(self.now);
                     }
@@ -302,6 +304,7 @@ impl Cluster {
         let Some(p) = self.nodes[from].protocol.as_mut() else {
             return;
         };
+        self.deadlines[from] = p.next_deadline();
         let out = p.drain_outgoing();
         let events = p.drain_events();
         let now = self.now;
@@ -309,6 +312,7 @@ impl Cluster {
             .history
             .extend(events.into_iter().map(|e| (now, e)));
         for o in out {
+            self.bytes_sent += o.bytes.len() as u64;
             let Some(&to) = self.by_addr.get(&o.to) else {
                 continue;
             };
