@@ -35,7 +35,7 @@ mod space;
 mod tests;
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -111,7 +111,8 @@ struct Plan {
 #[derive(Clone, Debug, Default)]
 pub struct Allocator {
     pools: BTreeMap<String, Pool>,
-    services: BTreeMap<ServiceKey, Holding>,
+    /// Looked up on every reconcile, so hashed; ordered views sort on demand.
+    services: HashMap<Arc<ServiceKey>, Holding>,
     /// Every held address. Invariant: an address is here iff it is missing from its pool's
     /// free list.
     ips: BTreeMap<IpAddr, IpEntry>,
@@ -144,7 +145,7 @@ impl Allocator {
                 if !(new.is_active() && new.offers(*ip))
                     && let Some(entry) = self.ips.get(ip)
                 {
-                    displaced.extend(entry.holders.iter().cloned());
+                    displaced.extend(entry.holders.iter().map(|k| ServiceKey::clone(k)));
                 }
             }
         }
@@ -152,7 +153,7 @@ impl Allocator {
             if *pool.name != *name && !pool.is_active() {
                 for ip in self.held_in(pool) {
                     if let Some(entry) = self.ips.get(&ip) {
-                        displaced.extend(entry.holders.iter().cloned());
+                        displaced.extend(entry.holders.iter().map(|k| ServiceKey::clone(k)));
                     }
                 }
             }
@@ -187,7 +188,7 @@ impl Allocator {
         let mut displaced = BTreeSet::new();
         for ip in self.held_in(pool) {
             if let Some(entry) = self.ips.get(&ip) {
-                displaced.extend(entry.holders.iter().cloned());
+                displaced.extend(entry.holders.iter().map(|k| ServiceKey::clone(k)));
             }
         }
         for key in &displaced {
@@ -215,7 +216,7 @@ impl Allocator {
         request.validate()?;
         let terms = request.terms();
         let old = self.detach(key);
-        let planned = self.plan(key, request, &terms, old.as_ref());
+        let planned = self.plan(key, request, &terms, old.as_ref().map(|(_, h)| h));
         self.commit(key, request, terms, old, planned)
     }
 
@@ -244,7 +245,7 @@ impl Allocator {
 
     /// Releases everything `key` holds; returns what it held.
     pub fn release(&mut self, key: &ServiceKey) -> Option<Assignment> {
-        self.detach(key).map(|h| Assignment {
+        self.detach(key).map(|(_, h)| Assignment {
             pool: h.pool.to_string(),
             ips: h.ips,
         })
@@ -260,7 +261,10 @@ impl Allocator {
 
     /// Every service and what it holds, ordered by key.
     pub fn assignments(&self) -> impl Iterator<Item = (&ServiceKey, Assignment)> {
-        self.services.iter().map(|(k, h)| {
+        let mut all: Vec<(&ServiceKey, &Holding)> =
+            self.services.iter().map(|(k, h)| (&**k, h)).collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter().map(|(k, h)| {
             (
                 k,
                 Assignment {
@@ -275,7 +279,7 @@ impl Allocator {
     pub fn holders(&self, ip: IpAddr) -> Vec<ServiceKey> {
         self.ips
             .get(&ip)
-            .map(|e| e.holders.iter().cloned().collect())
+            .map(|e| e.holders.iter().map(|k| ServiceKey::clone(k)).collect())
             .unwrap_or_default()
     }
 
@@ -321,9 +325,13 @@ impl Allocator {
         key: &ServiceKey,
         request: &Request,
         terms: Terms,
-        old: Option<Holding>,
+        old: Option<(Arc<ServiceKey>, Holding)>,
         planned: Result<Plan, AllocError>,
     ) -> Result<Assignment, AllocError> {
+        let (shared_key, old) = match old {
+            Some((k, h)) => (k, Some(h)),
+            None => (Arc::new(key.clone()), None),
+        };
         match planned {
             Ok(Plan { pool, mut ips }) => {
                 ips.sort_by_key(|ip| request.families.rank(Family::of(*ip)));
@@ -331,12 +339,12 @@ impl Allocator {
                     pool: pool.to_string(),
                     ips: ips.clone(),
                 };
-                self.attach(key.clone(), Holding { pool, ips, terms });
+                self.attach(shared_key, Holding { pool, ips, terms });
                 Ok(assignment)
             }
             Err(err) => {
                 if let Some(old) = old {
-                    self.attach(key.clone(), old);
+                    self.attach(shared_key, old);
                 }
                 Err(err)
             }
@@ -344,7 +352,7 @@ impl Allocator {
     }
 
     /// Records a holding whose validity the caller has checked.
-    fn attach(&mut self, key: ServiceKey, holding: Holding) {
+    fn attach(&mut self, key: Arc<ServiceKey>, holding: Holding) {
         for &ip in &holding.ips {
             let entry = match self.ips.entry(ip) {
                 Entry::Occupied(occupied) => occupied.into_mut(),
@@ -371,8 +379,8 @@ impl Allocator {
     }
 
     /// Removes a service's holding, freeing addresses nobody else holds.
-    fn detach(&mut self, key: &ServiceKey) -> Option<Holding> {
-        let holding = self.services.remove(key)?;
+    fn detach(&mut self, key: &ServiceKey) -> Option<(Arc<ServiceKey>, Holding)> {
+        let (shared_key, holding) = self.services.remove_entry(key)?;
         for ip in &holding.ips {
             let now_unused = self
                 .ips
@@ -399,7 +407,7 @@ impl Allocator {
                 }
             }
         }
-        Some(holding)
+        Some((shared_key, holding))
     }
 
     /// Held addresses that `pool` holds, found by range queries over its configured ranges.

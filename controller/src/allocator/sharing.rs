@@ -4,7 +4,7 @@
 //! same allow-shared-ip key and the same backend, and their (protocol, port) pairs are
 //! disjoint. [`IpEntry::admits`] is the only gate into that state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -17,8 +17,9 @@ pub(crate) struct IpEntry {
     pub(crate) pool: Arc<str>,
     pub(crate) sharing_key: Option<String>,
     pub(crate) backend: Backend,
-    pub(crate) holders: BTreeSet<ServiceKey>,
-    pub(crate) ports: BTreeMap<Port, ServiceKey>,
+    /// Sorted, never empty while the entry exists. Usually one service, so a Vec.
+    pub(crate) holders: Vec<Arc<ServiceKey>>,
+    pub(crate) ports: BTreeMap<Port, Arc<ServiceKey>>,
 }
 
 impl IpEntry {
@@ -27,7 +28,7 @@ impl IpEntry {
             pool,
             sharing_key: terms.sharing_key.clone(),
             backend: terms.backend.clone(),
-            holders: BTreeSet::new(),
+            holders: Vec::new(),
             ports: BTreeMap::new(),
         }
     }
@@ -40,13 +41,13 @@ impl IpEntry {
         let (Some(held), Some(wanted)) = (&self.sharing_key, &terms.sharing_key) else {
             return Err(AllocError::IpInUse {
                 ip,
-                holder: holder.clone(),
+                holder: ServiceKey::clone(holder),
             });
         };
         if held != wanted {
             return Err(AllocError::SharingKeyMismatch {
                 ip,
-                holder: holder.clone(),
+                holder: ServiceKey::clone(holder),
                 held: held.clone(),
                 wanted: wanted.clone(),
             });
@@ -54,21 +55,23 @@ impl IpEntry {
         if self.backend != terms.backend {
             return Err(AllocError::BackendMismatch {
                 ip,
-                holder: holder.clone(),
+                holder: ServiceKey::clone(holder),
             });
         }
         if let Some((port, holder)) = terms.ports.iter().find_map(|p| self.ports.get_key_value(p)) {
             return Err(AllocError::PortOverlap {
                 ip,
-                holder: holder.clone(),
+                holder: ServiceKey::clone(holder),
                 port: *port,
             });
         }
         Ok(())
     }
 
-    pub(crate) fn add(&mut self, key: &ServiceKey, terms: &Terms) {
-        self.holders.insert(key.clone());
+    pub(crate) fn add(&mut self, key: &Arc<ServiceKey>, terms: &Terms) {
+        if let Err(at) = self.holders.binary_search(key) {
+            self.holders.insert(at, key.clone());
+        }
         for port in &terms.ports {
             self.ports.insert(*port, key.clone());
         }
@@ -76,9 +79,11 @@ impl IpEntry {
 
     /// Removes a holder; returns true when nobody holds the address any more.
     pub(crate) fn remove(&mut self, key: &ServiceKey, terms: &Terms) -> bool {
-        self.holders.remove(key);
+        if let Ok(at) = self.holders.binary_search_by(|h| (**h).cmp(key)) {
+            self.holders.remove(at);
+        }
         for port in &terms.ports {
-            if self.ports.get(port) == Some(key) {
+            if self.ports.get(port).is_some_and(|h| **h == *key) {
                 self.ports.remove(port);
             }
         }
