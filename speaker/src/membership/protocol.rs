@@ -133,7 +133,8 @@ struct Probe {
     target: String,
     purpose: Purpose,
     started: Duration,
-    escalated: bool,
+    /// When the second ping and the indirect probes went out.
+    escalated: Option<Duration>,
     relays: Vec<String>,
 }
 
@@ -438,7 +439,12 @@ impl Protocol {
         let c = &self.config;
         match p.purpose {
             Purpose::Relay { .. } => p.started + c.indirect_timeout,
-            _ if p.escalates() && !p.escalated => p.started + c.ack_timeout,
+            // Measured from the escalation, so that a stalled process still gives the indirect
+            // probes their full time before suspecting anyone.
+            _ if p.escalates() => match p.escalated {
+                None => p.started + c.ack_timeout,
+                Some(at) => at + c.indirect_timeout,
+            },
             _ => p.started + c.ack_timeout + c.indirect_timeout,
         }
     }
@@ -506,7 +512,7 @@ impl Protocol {
             target,
             purpose,
             started: now,
-            escalated: false,
+            escalated: None,
             relays: Vec::new(),
         });
     }
@@ -515,8 +521,8 @@ impl Protocol {
         let Some(i) = self.probes.iter().position(|p| p.nonce == nonce) else {
             return;
         };
-        if self.probes[i].escalates() && !self.probes[i].escalated {
-            self.escalate(i);
+        if self.probes[i].escalates() && self.probes[i].escalated.is_none() {
+            self.escalate(now, i);
             return;
         }
         let probe = self.probes.swap_remove(i);
@@ -537,7 +543,7 @@ impl Protocol {
     }
 
     /// Second direct ping plus indirect probes through randomly chosen alive members.
-    fn escalate(&mut self, i: usize) {
+    fn escalate(&mut self, now: Duration, i: usize) {
         let target = self.probes[i].target.clone();
         let nonce = self.probes[i].nonce;
         let mut candidates: Vec<String> = self
@@ -564,7 +570,7 @@ impl Protocol {
             );
         }
         let probe = &mut self.probes[i];
-        probe.escalated = true;
+        probe.escalated = Some(now);
         probe.relays = candidates;
     }
 
@@ -1107,5 +1113,106 @@ mod tests {
             Protocol::new(bad, key(), id("a"), Duration::ZERO),
             Err(Error::Config(_))
         ));
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn arb_name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("a".to_string()),
+                Just("b".to_string()),
+                Just("c".to_string()),
+                "[a-z]{1,4}"
+            ]
+        }
+
+        fn arb_status() -> impl Strategy<Value = Status> {
+            (0u8..5, 0u64..4).prop_map(|(c, i)| {
+                Status::new(MemberState::from_code(c).unwrap_or(MemberState::Alive), i)
+            })
+        }
+
+        /// A correctly signed datagram with arbitrary content: what a buggy or compromised key
+        /// holder could send.
+        fn arb_signed() -> impl Strategy<Value = Vec<u8>> {
+            let body = prop_oneof![
+                (0u64..4).prop_map(|nonce| Body::Ping { nonce }),
+                (0u64..4, 0u64..4)
+                    .prop_map(|(nonce, incarnation)| Body::Ack { nonce, incarnation }),
+                (0u64..4, arb_name()).prop_map(|(nonce, target)| Body::PingReq { nonce, target }),
+                Just(Body::Gossip),
+            ];
+            let update = (arb_name(), arb_status())
+                .prop_filter("updates carry known states", |(_, s)| {
+                    s.state != MemberState::Unknown
+                })
+                .prop_map(|(member, status)| Update { member, status });
+            (
+                arb_name(),
+                arb_name(),
+                0u64..3,
+                0u64..50,
+                arb_status(),
+                body,
+                proptest::collection::vec(update, 0..4),
+            )
+                .prop_map(
+                    |(sender, recipient, epoch, seq, your_status, body, updates)| {
+                        Message {
+                            sender,
+                            recipient,
+                            epoch,
+                            seq,
+                            your_status,
+                            body,
+                            updates,
+                        }
+                        .encode(&key())
+                        .unwrap_or_default()
+                    },
+                )
+        }
+
+        proptest! {
+            /// Arbitrary traffic, signed or not, interleaved with time passing: no panic, this
+            /// member always counts itself alive, its incarnation never goes down, and every
+            /// datagram it sends decodes.
+            #[test]
+            fn arbitrary_traffic_keeps_invariants(
+                inputs in proptest::collection::vec(
+                    prop_oneof![
+                        arb_signed().prop_map(Some),
+                        proptest::collection::vec(any::<u8>(), 0..200).prop_map(Some),
+                        Just(None),
+                    ],
+                    1..60,
+                ),
+                steps in proptest::collection::vec(1u64..150, 60),
+            ) {
+                let mut a = mk("a", &["a", "b", "c"]);
+                let mut now = Duration::ZERO;
+                let mut incarnation = 0;
+                for (input, step) in inputs.into_iter().zip(steps) {
+                    match input {
+                        Some(bytes) => a.handle_datagram(now, &bytes),
+                        None => {
+                            now += Duration::from_millis(step);
+                            a.handle_timeout(now);
+                            // Nothing is left overdue after the timers ran.
+                            prop_assert!(a.next_deadline().is_none_or(|d| d > now));
+                        }
+                    }
+                    prop_assert!(a.alive_members().contains("a"));
+                    prop_assert!(a.incarnation() >= incarnation);
+                    incarnation = a.incarnation();
+                    for out in a.drain_outgoing() {
+                        prop_assert!(Message::decode(&out.bytes, &key()).is_ok());
+                    }
+                }
+                prop_assert_eq!(a.counters().encode_failures, 0);
+            }
+        }
     }
 }
