@@ -41,7 +41,8 @@ fn measure(n: usize, loss: f64) -> Row {
     let mut false_downs = 0;
     let (mut datagrams, mut bytes, mut seconds) = (0u64, 0u64, 0.0);
     for run in 0..RUNS {
-        let mut c = Cluster::new(n, Config::default(), link, run * 1000 + n as u64);
+        let mut c = Cluster::new(n, Config::default(), link, run * 1000 + n as u64)
+            .expect("valid simulation");
         c.run_for(Duration::from_secs(1));
 
         // Steady state load.

@@ -16,7 +16,8 @@ fn bound() -> Duration {
 }
 
 fn converged(n: usize, seed: u64) -> Cluster {
-    let mut c = Cluster::new(n, Config::default(), LinkModel::lan(), seed);
+    let mut c =
+        Cluster::new(n, Config::default(), LinkModel::lan(), seed).expect("valid simulation");
     c.run_for(Duration::from_secs(1));
     c
 }
@@ -236,7 +237,7 @@ fn a_restarted_member_is_not_fooled_by_replays_from_before_its_restart() {
 
     // Node 0 restarts: it holds no replay state at all.
     let restarted_at = c.now();
-    c.start(0);
+    c.start(0).expect("restart");
     for round in 0..20 {
         for d in &captured {
             // Datagrams sent to node 0's previous life, then everything else too.

@@ -16,7 +16,7 @@ fn converged(n: usize, link: LinkModel, seed: u64) -> Cluster {
 }
 
 fn converged_with(n: usize, config: Config, link: LinkModel, seed: u64) -> Cluster {
-    let mut c = Cluster::new(n, config, link, seed);
+    let mut c = Cluster::new(n, config, link, seed).expect("valid simulation");
     c.run_for(Duration::from_secs(1));
     let everyone = names(&c);
     for i in 0..n {
@@ -218,7 +218,7 @@ fn a_restarted_member_rejoins_everywhere() {
         .unwrap()
         .incarnation;
     let restarted_at = c.now();
-    c.start(2);
+    c.start(2).expect("restart");
     c.run_for(Duration::from_millis(100));
     let everyone = names(&c);
     for i in 0..10 {
@@ -240,7 +240,7 @@ fn a_quick_restart_before_detection_keeps_membership_stable() {
     let at = c.now();
     c.kill(1);
     c.run_for(Duration::from_millis(30));
-    c.start(1);
+    c.start(1).expect("restart");
     c.run_for(Duration::from_secs(3));
     let everyone = names(&c);
     for i in 0..6 {
@@ -313,7 +313,7 @@ fn a_member_that_starts_after_a_death_settles_without_it() {
     let mut c = converged(6, LinkModel::lan(), 6);
     kill_and_measure(&mut c, 5);
     c.kill(0);
-    c.start(0);
+    c.start(0).expect("restart");
     assert!(!c.protocol(0).unwrap().is_settled());
     c.run_for(Duration::from_millis(150));
     let p = c.protocol(0).unwrap();

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use super::Result;
 use super::config::Config;
 use super::key::Key;
 use super::protocol::{Event, Identity, Peer, Protocol};
@@ -86,7 +87,8 @@ pub struct Cluster {
 
 impl Cluster {
     /// `n` members named `node-000`…, all started at time zero and knowing each other.
-    pub fn new(n: usize, config: Config, link: LinkModel, seed: u64) -> Self {
+    pub fn new(n: usize, config: Config, link: LinkModel, seed: u64) -> Result<Self> {
+        config.validate()?;
         let key = Key::from_file_contents(b"simulated-cluster-key-0123456789")
             .unwrap_or_else(|_| unreachable!("the literal key is long enough"));
         let mut cluster = Self {
@@ -119,9 +121,9 @@ impl Cluster {
             });
         }
         for i in 0..n {
-            cluster.start(i);
+            cluster.start(i)?;
         }
-        cluster
+        Ok(cluster)
     }
 
     pub fn len(&self) -> usize {
@@ -183,15 +185,14 @@ impl Cluster {
     }
 
     /// Starts (or restarts) node `i` with a fresh epoch, as a new process would.
-    pub fn start(&mut self, i: usize) {
+    pub fn start(&mut self, i: usize) -> Result<()> {
         self.retire(i);
         let identity = Identity {
             name: self.nodes[i].name.clone(),
             epoch: self.rng.next_u64(),
             seed: self.rng.next_u64(),
         };
-        let mut p = Protocol::new(self.config.clone(), self.key.clone(), identity, self.now)
-            .unwrap_or_else(|e| panic!("simulated member must start: {e}"));
+        let mut p = Protocol::new(self.config.clone(), self.key.clone(), identity, self.now)?;
         let peers: Vec<Peer> = self
             .nodes
             .iter()
@@ -203,6 +204,7 @@ impl Cluster {
         p.set_peers(self.now, peers);
         self.nodes[i].protocol = Some(p);
         self.flush(i);
+        Ok(())
     }
 
     /// Crashes node `i`: it stops sending and receiving at once, without a leave.
