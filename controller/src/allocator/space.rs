@@ -13,7 +13,7 @@ use ironlb_crds::address::{AddressRange, Family, u128_to_ip};
 use super::intervals::IntervalSet;
 
 /// Usable addresses per /24 when `.0` and `.255` are skipped.
-const USABLE_PER_BLOCK: u128 = 254;
+const USABLE_PER_BLOCK: u64 = 254;
 
 /// How addresses map to the dense index the free list is kept in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,11 +29,13 @@ impl Indexing {
         match self {
             Indexing::Identity => Some(addr),
             Indexing::SkipBuggy => {
+                // IPv4 only, so u64 arithmetic suffices (u128 division is several times slower).
+                let addr = u64::try_from(addr).ok()?;
                 let last_octet = addr & 0xff;
                 if last_octet == 0 || last_octet == 0xff {
                     None
                 } else {
-                    Some((addr >> 8) * USABLE_PER_BLOCK + last_octet - 1)
+                    Some(u128::from((addr >> 8) * USABLE_PER_BLOCK + last_octet - 1))
                 }
             }
         }
@@ -43,7 +45,9 @@ impl Indexing {
         match self {
             Indexing::Identity => index,
             Indexing::SkipBuggy => {
-                ((index / USABLE_PER_BLOCK) << 8) | (index % USABLE_PER_BLOCK + 1)
+                // Indices of IPv4 addresses stay below 2^32.
+                let index = u64::try_from(index).unwrap_or(u64::MAX);
+                u128::from(((index / USABLE_PER_BLOCK) << 8) | (index % USABLE_PER_BLOCK + 1))
             }
         }
     }
