@@ -30,7 +30,9 @@ fn parse_node(s: &str) -> Result<node_agent::nodes::NodeSpec, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_env_filter(args.log_level.as_str()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(args.log_level.as_str())
+        .init();
     let config = Config::new(args.nodes, &args.control_planes, args.pod_cidrs)?;
     let client = kube::Client::try_default().await?;
     let cancel = CancellationToken::new();

@@ -170,7 +170,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: u64 = number.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?}"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
@@ -188,7 +190,11 @@ fn up_options(dir: PathBuf, a: UpArgs) -> anyhow::Result<UpOptions> {
         dir,
         nodes: a.nodes,
         ipv6: a.ipv6,
-        controller: if a.no_controller { Want::No } else { a.controller },
+        controller: if a.no_controller {
+            Want::No
+        } else {
+            a.controller
+        },
         speaker: if a.no_speaker { Want::No } else { a.speaker },
         real_api: a.kube_apiserver.zip(a.etcd),
         crds_dir: a.crds,
@@ -227,7 +233,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Exec { host, dir, command } => {
             let dir = state::resolve_dir(dir.dir.as_deref())?;
             let status = lifecycle::exec(&dir, &host, &command)?;
-            return Ok(ExitCode::from(status.code().unwrap_or(128).clamp(0, 255) as u8));
+            return Ok(ExitCode::from(
+                status.code().unwrap_or(128).clamp(0, 255) as u8
+            ));
         }
         Cmd::Fail { target, dir } => {
             lifecycle::fail(&state::resolve_dir(dir.dir.as_deref())?, &target)?;
@@ -243,7 +251,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lifecycle::restore(&state::resolve_dir(dir.dir.as_deref())?, &target, timeout).await?;
         }
         Cmd::Status { dir } => {
-            print!("{}", lifecycle::status(&state::resolve_dir(dir.dir.as_deref())?)?);
+            print!(
+                "{}",
+                lifecycle::status(&state::resolve_dir(dir.dir.as_deref())?)?
+            );
         }
         Cmd::Demo { keep, dir, up } => {
             let mut temp = None;
@@ -275,7 +286,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             payload,
             timeout,
         }) => {
-            let bind = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            let bind = if addr.is_ipv6() {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            };
             let socket = std::net::UdpSocket::bind(bind)?;
             socket.set_read_timeout(Some(timeout))?;
             socket.send_to(payload.as_bytes(), addr)?;

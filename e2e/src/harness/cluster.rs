@@ -20,8 +20,8 @@ use std::process::{Command, Output, Stdio};
 use crate::lab::kubectl::Kubectl;
 use crate::lab::topology::{self, Topology};
 
-use super::lock::LabLock;
 use super::HarnessError;
+use super::lock::LabLock;
 
 /// What a lab-backed cluster looks like.
 #[derive(Debug, Clone)]
@@ -128,10 +128,16 @@ impl Cluster {
     }
 
     fn real(kubeconfig: &Path) -> Result<Self, HarnessError> {
-        let env = ["E2E_EXEC", "E2E_CLIENT", "E2E_FAIL", "E2E_STOP", "E2E_RESTORE"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-            .collect();
+        let env = [
+            "E2E_EXEC",
+            "E2E_CLIENT",
+            "E2E_FAIL",
+            "E2E_STOP",
+            "E2E_RESTORE",
+        ]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
         Ok(Cluster {
             kubectl: Kubectl::new(kubeconfig)?,
             backend: Backend::Real { env },
@@ -147,6 +153,17 @@ impl Cluster {
             ));
         }
         let lock = LabLock::acquire()?;
+        Self::lab_locked(options, lock)
+    }
+
+    /// Like [`Cluster::lab`], for a test that already holds the lab lock (to look at the
+    /// machine before the lab exists).
+    pub fn lab_locked(options: LabOptions, lock: LabLock) -> Result<Self, HarnessError> {
+        if !rustix::process::geteuid().is_root() {
+            return Err(HarnessError::Setup(
+                "lab tests need root (network namespaces)".into(),
+            ));
+        }
         let lab = lab_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("ironlb-lab-test-")
@@ -165,7 +182,11 @@ impl Cluster {
             return Err(HarnessError::Command {
                 command: "lab up".into(),
                 status: out.status.to_string(),
-                output: format!("{}\n(logs kept in {}/logs)", output_text(&out), logs.display()),
+                output: format!(
+                    "{}\n(logs kept in {}/logs)",
+                    output_text(&out),
+                    logs.display()
+                ),
             });
         }
         let topology = topology::read(dir.path())
@@ -207,15 +228,19 @@ impl Cluster {
     pub fn require(&self, cap: Capability) -> bool {
         let missing = match (&self.backend, cap) {
             (Backend::Lab { .. }, _) => None,
-            (Backend::Real { .. }, Capability::LabOnly) => Some("it only works in the lab".to_string()),
-            (Backend::Real { env }, Capability::Exec) => (!env.contains_key("E2E_EXEC") || !env.contains_key("E2E_CLIENT"))
-                .then(|| "set E2E_EXEC and E2E_CLIENT to run commands on hosts".to_string()),
+            (Backend::Real { .. }, Capability::LabOnly) => {
+                Some("it only works in the lab".to_string())
+            }
+            (Backend::Real { env }, Capability::Exec) => (!env.contains_key("E2E_EXEC")
+                || !env.contains_key("E2E_CLIENT"))
+            .then(|| "set E2E_EXEC and E2E_CLIENT to run commands on hosts".to_string()),
             (Backend::Real { env }, Capability::HostFailure) => {
                 let unset: Vec<&str> = ["E2E_FAIL", "E2E_STOP", "E2E_RESTORE"]
                     .into_iter()
                     .filter(|k| !env.contains_key(*k))
                     .collect();
-                (!unset.is_empty()).then(|| format!("set {} to fail and restore hosts", unset.join(", ")))
+                (!unset.is_empty())
+                    .then(|| format!("set {} to fail and restore hosts", unset.join(", ")))
             }
         };
         match missing {
@@ -233,7 +258,11 @@ impl Cluster {
     }
 
     /// Runs kubectl and returns its output whatever the exit status.
-    pub fn kubectl_output(&self, args: &[&str], stdin: Option<&str>) -> Result<Output, HarnessError> {
+    pub fn kubectl_output(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<Output, HarnessError> {
         Ok(self.kubectl.output(args, stdin)?)
     }
 
@@ -244,7 +273,9 @@ impl Cluster {
 
     /// `kubectl delete --ignore-not-found -f -` with the YAML.
     pub fn delete(&self, yaml: &str) -> Result<String, HarnessError> {
-        Ok(self.kubectl.run(&["delete", "--ignore-not-found", "-f", "-"], Some(yaml))?)
+        Ok(self
+            .kubectl
+            .run(&["delete", "--ignore-not-found", "-f", "-"], Some(yaml))?)
     }
 
     /// A kube-rs client for the cluster.
@@ -259,15 +290,22 @@ impl Cluster {
         match &self.backend {
             Backend::Lab { lab, topology, .. } => {
                 let mut cmd = Command::new(lab);
-                cmd.args(["exec", host, "--dir"]).arg(&topology.dir).arg("--").args(command);
+                cmd.args(["exec", host, "--dir"])
+                    .arg(&topology.dir)
+                    .arg("--")
+                    .args(command);
                 run(&mut cmd, &format!("lab exec {host}"))
             }
             Backend::Real { env } => {
                 let template = env
                     .get("E2E_EXEC")
                     .ok_or_else(|| HarnessError::Unsupported("E2E_EXEC is not set".into()))?;
-                let mut words = template.split_whitespace().map(|w| w.replace("{host}", host));
-                let program = words.next().ok_or_else(|| HarnessError::Unsupported("E2E_EXEC is empty".into()))?;
+                let mut words = template
+                    .split_whitespace()
+                    .map(|w| w.replace("{host}", host));
+                let program = words
+                    .next()
+                    .ok_or_else(|| HarnessError::Unsupported("E2E_EXEC is empty".into()))?;
                 let mut cmd = Command::new(program);
                 cmd.args(words).args(command);
                 run(&mut cmd, &format!("exec on {host}"))
@@ -278,13 +316,19 @@ impl Cluster {
     fn client_host(&self) -> String {
         match &self.backend {
             Backend::Lab { .. } => "client".into(),
-            Backend::Real { env } => env.get("E2E_CLIENT").cloned().unwrap_or_else(|| "client".into()),
+            Backend::Real { env } => env
+                .get("E2E_CLIENT")
+                .cloned()
+                .unwrap_or_else(|| "client".into()),
         }
     }
 
     /// `curl` from the client host; the body on success (HTTP status < 400).
     pub fn curl_from_client(&self, url: &str) -> Result<String, HarnessError> {
-        let out = self.exec(&self.client_host(), &["curl", "-sS", "--fail", "--max-time", "3", url])?;
+        let out = self.exec(
+            &self.client_host(),
+            &["curl", "-sS", "--fail", "--max-time", "3", url],
+        )?;
         checked(&format!("curl {url}"), out)
     }
 
@@ -295,7 +339,10 @@ impl Cluster {
             return Err(HarnessError::Unsupported("UDP probes need the lab".into()));
         };
         let lab = lab.display().to_string();
-        let out = self.exec("client", &[&lab, "internal", "udp", addr, payload, "--timeout", "2s"])?;
+        let out = self.exec(
+            "client",
+            &[&lab, "internal", "udp", addr, payload, "--timeout", "2s"],
+        )?;
         checked(&format!("udp {addr}"), out)
     }
 
@@ -311,8 +358,12 @@ impl Cluster {
                 let template = env
                     .get(&key)
                     .ok_or_else(|| HarnessError::Unsupported(format!("{key} is not set")))?;
-                let mut words = template.split_whitespace().map(|w| w.replace("{host}", target));
-                let program = words.next().ok_or_else(|| HarnessError::Unsupported(format!("{key} is empty")))?;
+                let mut words = template
+                    .split_whitespace()
+                    .map(|w| w.replace("{host}", target));
+                let program = words
+                    .next()
+                    .ok_or_else(|| HarnessError::Unsupported(format!("{key} is empty")))?;
                 let mut cmd = Command::new(program);
                 cmd.args(words);
                 checked(&key, run(&mut cmd, &key)?).map(drop)
@@ -360,7 +411,10 @@ impl Cluster {
     }
 
     fn take_down(&mut self) -> Result<(), HarnessError> {
-        let Backend::Lab { lab, topology, dir, .. } = &mut self.backend else {
+        let Backend::Lab {
+            lab, topology, dir, ..
+        } = &mut self.backend
+        else {
             return Ok(());
         };
         let Some(tempdir) = dir.take() else {

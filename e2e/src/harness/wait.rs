@@ -46,7 +46,10 @@ mod tests {
 
     #[test]
     fn times_out_with_the_last_observation() {
-        let err = wait_for::<()>("never", Duration::from_millis(120), || Err("still no".into())).unwrap_err();
+        let err = wait_for::<()>("never", Duration::from_millis(120), || {
+            Err("still no".into())
+        })
+        .unwrap_err();
         match err {
             HarnessError::Timeout { what, last, .. } => {
                 assert_eq!(what, "never");

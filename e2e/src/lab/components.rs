@@ -88,7 +88,13 @@ impl Env<'_> {
             "--service-cluster-ip-range".into(),
             self.plan.service_cidrs.join(","),
         ];
-        self.record("apiserver", &cp.name, self.bin(APISERVER_BIN), args, BTreeMap::new())
+        self.record(
+            "apiserver",
+            &cp.name,
+            self.bin(APISERVER_BIN),
+            args,
+            BTreeMap::new(),
+        )
     }
 
     /// The kubelet and EndpointSlice-controller stand-in, for every Kubernetes node.
@@ -220,8 +226,14 @@ mod tests {
         assert_eq!(speaker.name, "speaker-node2");
         assert_eq!(speaker.env["NODE_NAME"], "node2");
         assert_eq!(flag(&speaker.args, "--namespace"), ["ironlb-system"]);
-        assert_eq!(flag(&speaker.args, "--memberlist-key-file"), ["/d/memberlist.key"]);
+        assert_eq!(
+            flag(&speaker.args, "--memberlist-key-file"),
+            ["/d/memberlist.key"]
+        );
         assert_eq!(proxy.name, "kube-proxy-node2");
-        assert_eq!(flag(&proxy.args, "--node-ip"), ["192.0.2.12", "2001:db8::12"]);
+        assert_eq!(
+            flag(&proxy.args, "--node-ip"),
+            ["192.0.2.12", "2001:db8::12"]
+        );
     }
 }

@@ -71,14 +71,24 @@ fn curl_url(t: &Topology, external_ip: Option<&str>, node_port: &str) -> (String
 }
 
 pub async fn run(opts: &UpOptions, keep: bool) -> Result<()> {
-    println!("== ironlb lab demo: a {}-node cluster on this machine ==", opts.nodes);
-    step(&format!("lab up --nodes {} --dir {}", opts.nodes, opts.dir.display()));
+    println!(
+        "== ironlb lab demo: a {}-node cluster on this machine ==",
+        opts.nodes
+    );
+    step(&format!(
+        "lab up --nodes {} --dir {}",
+        opts.nodes,
+        opts.dir.display()
+    ));
     let t = lifecycle::up(opts).await?;
     println!("lab {} is up", t.plan.id);
     let result = walk(&t);
     if keep {
-        println!("\nThe lab stays up: export KUBECONFIG={}; `lab down --dir {}` when done.",
-            t.kubeconfig.display(), t.dir.display());
+        println!(
+            "\nThe lab stays up: export KUBECONFIG={}; `lab down --dir {}` when done.",
+            t.kubeconfig.display(),
+            t.dir.display()
+        );
     } else {
         step(&format!("lab down --dir {}", t.dir.display()));
         lifecycle::down(&t.dir, false)?;
@@ -101,13 +111,31 @@ fn walk(t: &Topology) -> Result<()> {
     }
     show(
         &kubectl,
-        &["create", "deployment", "web", "--image", IMAGE, "--replicas=3", "--port=8080", "--",
-          "/agnhost", "netexec", "--http-port=8080"],
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image",
+            IMAGE,
+            "--replicas=3",
+            "--port=8080",
+            "--",
+            "/agnhost",
+            "netexec",
+            "--http-port=8080",
+        ],
         None,
     )?;
     show(
         &kubectl,
-        &["expose", "deployment", "web", "--type=LoadBalancer", "--port=80", "--target-port=8080"],
+        &[
+            "expose",
+            "deployment",
+            "web",
+            "--type=LoadBalancer",
+            "--port=80",
+            "--target-port=8080",
+        ],
         None,
     )?;
 
@@ -119,28 +147,62 @@ fn walk(t: &Topology) -> Result<()> {
         (out.lines().filter(|l| *l == "True").count() >= 3).then_some(())
     });
     if ready.is_none() {
-        return Err(Error::Timeout { what: "3 ready web pods".into(), after: Duration::from_secs(30), last: String::new() });
+        return Err(Error::Timeout {
+            what: "3 ready web pods".into(),
+            after: Duration::from_secs(30),
+            last: String::new(),
+        });
     }
     show(&kubectl, &["get", "pods", "-o", "wide"], None)?;
 
     let controller_running = t.processes.iter().any(|p| p.name == "controller");
-    let external_ip = poll(Duration::from_secs(if controller_running { 15 } else { 0 }), || {
-        let ip = kubectl
-            .run(&["get", "svc", "web", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"], None)
-            .ok()?;
-        (!ip.trim().is_empty()).then(|| ip.trim().to_string())
-    });
+    let external_ip = poll(
+        Duration::from_secs(if controller_running { 15 } else { 0 }),
+        || {
+            let ip = kubectl
+                .run(
+                    &[
+                        "get",
+                        "svc",
+                        "web",
+                        "-o",
+                        "jsonpath={.status.loadBalancer.ingress[0].ip}",
+                    ],
+                    None,
+                )
+                .ok()?;
+            (!ip.trim().is_empty()).then(|| ip.trim().to_string())
+        },
+    );
     show(&kubectl, &["get", "svc", "web"], None)?;
     if external_ip.is_none() {
         println!("(EXTERNAL-IP stays <pending> until ironlb-controller runs in the lab)");
     }
-    let node_port = kubectl.run(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"], None)?;
+    let node_port = kubectl.run(
+        &[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ],
+        None,
+    )?;
 
     let (url, how) = curl_url(t, external_ip.as_deref(), node_port.trim());
     println!("\nFrom the client host, {how}:");
     step(&format!("lab exec client -- curl -s {url}"));
     let out = Command::new("ip")
-        .args(["netns", "exec", &t.plan.host("client")?.netns, "curl", "-sS", "--max-time", "5", &url])
+        .args([
+            "netns",
+            "exec",
+            &t.plan.host("client")?.netns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            &url,
+        ])
         .output()
         .map_err(|e| Error::io("running curl in the client namespace", e))?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
@@ -153,4 +215,3 @@ fn walk(t: &Topology) -> Result<()> {
     }
     Ok(())
 }
-

@@ -83,8 +83,12 @@ pub async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
         },
         ..Default::default()
     };
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&ns))
-        .await?;
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&ns),
+    )
+    .await?;
     Ok(())
 }
 
@@ -103,12 +107,19 @@ pub async fn ensure_secret(
             namespace: Some(namespace.to_string()),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([(key.to_string(), ByteString(value.to_vec()))])),
+        data: Some(BTreeMap::from([(
+            key.to_string(),
+            ByteString(value.to_vec()),
+        )])),
         type_: Some("Opaque".into()),
         ..Default::default()
     };
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
-        .await?;
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await?;
     Ok(())
 }
 
@@ -187,7 +198,11 @@ pub async fn apply_files(client: &Client, files: &[PathBuf]) -> Result<Vec<Strin
 }
 
 /// Waits until every named CRD reports `Established`.
-pub async fn wait_crds_established(client: &Client, names: &[String], timeout: Duration) -> Result<()> {
+pub async fn wait_crds_established(
+    client: &Client,
+    names: &[String],
+    timeout: Duration,
+) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let deadline = Instant::now() + timeout;
     for name in names {
@@ -263,7 +278,10 @@ mod tests {
         let objs = parse_manifest(Path::new("x.yaml"), text).unwrap();
         assert_eq!(objs.len(), 2);
         assert_eq!(objs[1].name_any(), "ipaddresspools.ironlb.io");
-        assert_eq!(objs[1].types.as_ref().unwrap().kind, "CustomResourceDefinition");
+        assert_eq!(
+            objs[1].types.as_ref().unwrap().kind,
+            "CustomResourceDefinition"
+        );
     }
 
     #[test]
@@ -275,7 +293,10 @@ mod tests {
             "- just\n- a list\n",
         ] {
             assert!(
-                matches!(parse_manifest(Path::new("x.yaml"), bad), Err(Error::BadManifest { .. })),
+                matches!(
+                    parse_manifest(Path::new("x.yaml"), bad),
+                    Err(Error::BadManifest { .. })
+                ),
                 "{bad}"
             );
         }

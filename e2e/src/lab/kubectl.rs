@@ -42,9 +42,13 @@ impl Kubectl {
     /// Runs kubectl, optionally with `stdin`, and returns its output whatever its status.
     pub fn output(&self, args: &[&str], stdin: Option<&str>) -> Result<Output> {
         let mut cmd = self.command(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::io(format!("running {}", self.program.display()), e))?;

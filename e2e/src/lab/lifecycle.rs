@@ -6,7 +6,6 @@
 //! id (whatever the record says), the root management link, and every process recorded or
 //! found inside those namespaces.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use super::components::{self, Env, IRONLB_NAMESPACE, MEMBERLIST_KEY_FILE, MEMBERLIST_SECRET};
-use super::plan::{HostPlan, LabPlan, Role, lab_id};
+use super::plan::{HostPlan, LabPlan, lab_id};
 use super::topology::{self, ApiServer, Desired, Phase, ProcessRecord, Topology, TopologyFile};
 use super::{Error, Result, kube_setup, netns, process, real_apiserver, state};
 
@@ -156,7 +155,13 @@ fn wait_http_in(lab: &Path, netns: &str, url: &str, timeout: Duration) -> Result
     let out = Command::new("ip")
         .args(["netns", "exec", netns])
         .arg(lab)
-        .args(["internal", "probe", "--timeout", &format!("{}s", timeout.as_secs().max(1)), url])
+        .args([
+            "internal",
+            "probe",
+            "--timeout",
+            &format!("{}s", timeout.as_secs().max(1)),
+            url,
+        ])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Error::io("running the health probe", e))?;
@@ -189,10 +194,10 @@ pub async fn up(opts: &UpOptions) -> Result<Topology> {
     let dir = state::absolute(&opts.dir)?;
     fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let _dir_lock = topology::lock_dir(&dir)?;
-    if let Some(old) = topology::read(&dir)? {
-        if state::slot_in_use(old.plan.slot)? {
-            return Err(Error::AlreadyUp(dir));
-        }
+    if let Some(old) = topology::read(&dir)?
+        && state::slot_in_use(old.plan.slot)?
+    {
+        return Err(Error::AlreadyUp(dir));
     }
     remove_lab_files(&dir, true)?;
 
@@ -218,7 +223,10 @@ pub async fn up(opts: &UpOptions) -> Result<Topology> {
     let result = bring_up(&mut topology, opts).await;
     if let Err(e) = result {
         if !opts.keep_on_failure {
-            eprintln!("lab: up failed, cleaning up (logs stay in {}/logs)", dir.display());
+            eprintln!(
+                "lab: up failed, cleaning up (logs stay in {}/logs)",
+                dir.display()
+            );
             drop(_dir_lock);
             if let Err(down_err) = down(&dir, false) {
                 eprintln!("lab: cleaning up after the failed up also failed: {down_err}");
@@ -255,15 +263,23 @@ async fn bring_up(topology: &mut Topology, opts: &UpOptions) -> Result<()> {
     let client = match &opts.real_api {
         None => {
             start(topology, env.apiserver())?;
-            kube_setup::wait_api_ready(&topology.kubeconfig, opts.timeout, alive_check(topology, "apiserver"))
-                .await?
+            kube_setup::wait_api_ready(
+                &topology.kubeconfig,
+                opts.timeout,
+                alive_check(topology, "apiserver"),
+            )
+            .await?
         }
         Some((kube_apiserver, etcd)) => {
             let real = real_apiserver::prepare(&plan, &dir, kube_apiserver, etcd)?;
             start(topology, real.etcd)?;
             start(topology, real.apiserver)?;
-            kube_setup::wait_api_ready(&topology.kubeconfig, opts.timeout, alive_check(topology, "apiserver"))
-                .await?
+            kube_setup::wait_api_ready(
+                &topology.kubeconfig,
+                opts.timeout,
+                alive_check(topology, "apiserver"),
+            )
+            .await?
         }
     };
 
@@ -271,7 +287,10 @@ async fn bring_up(topology: &mut Topology, opts: &UpOptions) -> Result<()> {
     kube_setup::ensure_secret(&client, IRONLB_NAMESPACE, MEMBERLIST_SECRET, "key", &key).await?;
     let manifests = kube_setup::manifests_in(&opts.crds_dir)?;
     if manifests.is_empty() {
-        eprintln!("lab: no CRDs in {}; the ironlb CRDs are not installed", opts.crds_dir.display());
+        eprintln!(
+            "lab: no CRDs in {}; the ironlb CRDs are not installed",
+            opts.crds_dir.display()
+        );
     }
     let crds = kube_setup::apply_files(&client, &manifests).await?;
     kube_setup::wait_crds_established(&client, &crds, opts.timeout).await?;
@@ -283,15 +302,25 @@ async fn bring_up(topology: &mut Topology, opts: &UpOptions) -> Result<()> {
         .filter(|h| h.is_kube_node())
         .map(|h| h.name.clone())
         .collect();
-    kube_setup::wait_nodes_ready(&client, &kube_nodes, opts.timeout, alive_check(topology, "node-agent"))
-        .await?;
+    kube_setup::wait_nodes_ready(
+        &client,
+        &kube_nodes,
+        opts.timeout,
+        alive_check(topology, "node-agent"),
+    )
+    .await?;
 
     for h in plan.hosts.iter().filter(|h| h.is_kube_node()) {
         start(topology, env.kube_proxy(h))?;
     }
     for h in plan.hosts.iter().filter(|h| h.is_kube_node()) {
         alive_check(topology, &format!("kube-proxy-{}", h.name))()?;
-        wait_http_in(&lab, &h.netns, &components::kube_proxy_healthz(h), opts.timeout)?;
+        wait_http_in(
+            &lab,
+            &h.netns,
+            &components::kube_proxy_healthz(h),
+            opts.timeout,
+        )?;
     }
 
     let mut started = Vec::new();
@@ -301,12 +330,12 @@ async fn bring_up(topology: &mut Topology, opts: &UpOptions) -> Result<()> {
         start(topology, controller)?;
     }
     let speakers: Vec<ProcessRecord> = plan.nodes().map(|h| env.speaker(h)).collect();
-    if let Some(first) = speakers.first() {
-        if decide(opts.speaker, &first.program, "ironlb-speaker")? {
-            for s in speakers {
-                started.push(s.name.clone());
-                start(topology, s)?;
-            }
+    if let Some(first) = speakers.first()
+        && decide(opts.speaker, &first.program, "ironlb-speaker")?
+    {
+        for s in speakers {
+            started.push(s.name.clone());
+            start(topology, s)?;
         }
     }
     settle(topology, &started)?;
@@ -472,7 +501,10 @@ pub fn resolve_target(topology: &Topology, name: &str) -> Result<Target> {
 
 fn target_processes(topology: &Topology, target: &Target) -> Vec<String> {
     match target {
-        Target::Host(h) => topology.processes_on(&h.name).map(|p| p.name.clone()).collect(),
+        Target::Host(h) => topology
+            .processes_on(&h.name)
+            .map(|p| p.name.clone())
+            .collect(),
         Target::Process(name) => vec![name.clone()],
     }
 }
@@ -542,7 +574,9 @@ pub async fn restore(dir: &Path, name: &str, timeout: Duration) -> Result<()> {
         let mut restarted = Vec::new();
         for n in target_processes(t, &target) {
             let record = t.process(&n).cloned().expect("names come from the records");
-            let running = record.pid.is_some_and(|p| process::is_running(p, &record.program));
+            let running = record
+                .pid
+                .is_some_and(|p| process::is_running(p, &record.program));
             if !running {
                 start(t, record)?;
                 restarted.push(n);
@@ -578,7 +612,9 @@ pub fn exec(dir: &Path, host: &str, command: &[String]) -> Result<ExitStatus> {
     let t = topology::read(dir)?.ok_or_else(|| Error::NoLab(dir.to_path_buf()))?;
     let h = t.host(host)?;
     let Some((program, args)) = command.split_first() else {
-        return Err(Error::BadArgument("lab exec needs a command after --".into()));
+        return Err(Error::BadArgument(
+            "lab exec needs a command after --".into(),
+        ));
     };
     Command::new("ip")
         .args(["netns", "exec", &h.netns, program])
@@ -618,18 +654,17 @@ pub fn status(dir: &Path) -> Result<String> {
             ns_state
         ));
     }
-    let roles: BTreeMap<&str, Role> = t.plan.hosts.iter().map(|h| (h.name.as_str(), h.role)).collect();
     for r in &t.processes {
         let running = r.pid.is_some_and(|p| process::is_running(p, &r.program));
+        let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let state = match (running, r.desired) {
+            (true, _) => "running",
+            (false, Desired::Down) => "stopped",
+            (false, Desired::Running) => "not running",
+        };
         out.push_str(&format!(
-            "  {:<20} on {:<8} pid {:<8} {}\n",
-            r.name,
-            format!("{} ({:?})", r.host, roles.get(r.host.as_str()).copied().unwrap_or(Role::Node))
-                .split(' ')
-                .next()
-                .unwrap_or_default(),
-            r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            if running { "running" } else { "not running" }
+            "  {:<20} on {:<8} pid {:<8} {state}\n",
+            r.name, r.host, pid
         ));
     }
     Ok(out)

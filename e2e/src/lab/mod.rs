@@ -12,9 +12,9 @@
 
 pub mod components;
 pub mod demo;
+pub mod kube_proxy;
 pub mod kube_setup;
 pub mod kubectl;
-pub mod kube_proxy;
 pub mod lifecycle;
 pub mod netns;
 pub mod node_agent;
@@ -52,7 +52,10 @@ pub enum Error {
     NoDir,
     #[error("a lab is already up in {dir}: run `lab down --dir {dir}` first", dir = .0.display())]
     AlreadyUp(PathBuf),
-    #[error("all {} lab slots are in use: run `lab down` on a lab you no longer need", plan::MAX_SLOTS)]
+    #[error(
+        "all {} lab slots are in use: run `lab down` on a lab you no longer need",
+        plan::MAX_SLOTS
+    )]
     NoFreeSlot,
     #[error("`{command}` failed ({status}): {stderr}")]
     Command {

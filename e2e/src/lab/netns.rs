@@ -79,7 +79,10 @@ pub fn mgmt_root(plan: &LabPlan) -> Batch {
                 m.cp_link,
                 plan.control_plane().netns
             ),
-            format!("addr add {}/{} dev {}", m.root_ip, m.prefix_len, m.root_link),
+            format!(
+                "addr add {}/{} dev {}",
+                m.root_ip, m.prefix_len, m.root_link
+            ),
             format!("link set {} up", m.root_link),
         ],
     }
@@ -104,7 +107,10 @@ pub fn host(plan: &LabPlan, h: &HostPlan) -> Batch {
     }
     if h.role == Role::ControlPlane {
         let m = &plan.mgmt;
-        lines.push(format!("addr add {}/{} dev {}", m.cp_ip, m.prefix_len, m.cp_link));
+        lines.push(format!(
+            "addr add {}/{} dev {}",
+            m.cp_ip, m.prefix_len, m.cp_link
+        ));
         lines.push(format!("link set {} up", m.cp_link));
     }
     Batch {
@@ -274,7 +280,10 @@ pub fn set_link(netns: &str, link: &str, up: bool) -> Result<()> {
 /// Pids of every process whose network namespace is `ns`.
 pub fn namespace_pids(ns: &str) -> Result<Vec<u32>> {
     let out = run(Command::new("ip").args(["netns", "pids", ns]))?;
-    Ok(out.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+    Ok(out
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect())
 }
 
 #[cfg(test)]
@@ -305,7 +314,10 @@ mod tests {
     fn lan_has_a_bridge_and_a_port_per_host() {
         let b = lan(&plan());
         assert_eq!(b.netns.as_deref(), Some("ilb1-lan"));
-        assert!(b.lines.contains(&"link add br0 type bridge stp_state 0 mcast_snooping 0".into()));
+        assert!(
+            b.lines
+                .contains(&"link add br0 type bridge stp_state 0 mcast_snooping 0".into())
+        );
         assert!(b.lines.contains(
             &"link add node2 type veth peer name eth0 address 02:1b:01:00:00:0c netns ilb1-node2"
                 .into()
@@ -333,14 +345,36 @@ mod tests {
     fn client_and_nodes_get_on_link_pool_routes_and_cp_the_mgmt_address() {
         let p = plan();
         let client = host(&p, p.host("client").unwrap());
-        assert!(client.lines.contains(&"route add 198.51.100.0/24 dev eth0".into()));
-        assert!(client.lines.contains(&"route add 2001:db8:0:100::/64 dev eth0".into()));
-        assert!(client.lines.contains(&"addr add 2001:db8::100/64 dev eth0 nodad".into()));
+        assert!(
+            client
+                .lines
+                .contains(&"route add 198.51.100.0/24 dev eth0".into())
+        );
+        assert!(
+            client
+                .lines
+                .contains(&"route add 2001:db8:0:100::/64 dev eth0".into())
+        );
+        assert!(
+            client
+                .lines
+                .contains(&"addr add 2001:db8::100/64 dev eth0 nodad".into())
+        );
         let node = host(&p, p.host("node1").unwrap());
-        assert!(node.lines.contains(&"addr add 192.0.2.11/24 dev eth0".into()));
-        assert!(node.lines.iter().any(|l| l.starts_with("route add 198.51.100.0/24")));
+        assert!(
+            node.lines
+                .contains(&"addr add 192.0.2.11/24 dev eth0".into())
+        );
+        assert!(
+            node.lines
+                .iter()
+                .any(|l| l.starts_with("route add 198.51.100.0/24"))
+        );
         let cp = host(&p, p.control_plane());
-        assert!(cp.lines.contains(&"addr add 203.0.113.198/30 dev mgmt0".into()));
+        assert!(
+            cp.lines
+                .contains(&"addr add 203.0.113.198/30 dev mgmt0".into())
+        );
         assert!(!cp.lines.iter().any(|l| l.starts_with("route add")));
     }
 
@@ -350,21 +384,39 @@ mod tests {
         let all = sysctls(&p);
         assert_eq!(all.len(), p.hosts.len() + 1);
         let lan = all.iter().find(|s| s.netns == "ilb0-lan").unwrap();
-        assert!(lan.settings.contains(&("net.ipv6.conf.all.disable_ipv6".into(), "1".into())));
+        assert!(
+            lan.settings
+                .contains(&("net.ipv6.conf.all.disable_ipv6".into(), "1".into()))
+        );
         let node = all.iter().find(|s| s.netns == "ilb0-node1").unwrap();
-        assert!(node.settings.contains(&("net.ipv4.ip_forward".into(), "1".into())));
+        assert!(
+            node.settings
+                .contains(&("net.ipv4.ip_forward".into(), "1".into()))
+        );
         // Hosts keep IPv6: components may listen on [::] even in an IPv4-only lab.
         for s in all.iter().filter(|s| s.netns != "ilb0-lan") {
-            assert!(!s.settings.iter().any(|(k, _)| k.contains("disable_ipv6")), "{}", s.netns);
+            assert!(
+                !s.settings.iter().any(|(k, _)| k.contains("disable_ipv6")),
+                "{}",
+                s.netns
+            );
         }
         let client = all.iter().find(|s| s.netns == "ilb0-client").unwrap();
-        assert!(!client.settings.iter().any(|(k, _)| k == "net.ipv4.ip_forward"));
+        assert!(
+            !client
+                .settings
+                .iter()
+                .any(|(k, _)| k == "net.ipv4.ip_forward")
+        );
     }
 
     #[test]
     fn sysctl_names_cannot_escape_proc_sys() {
         for bad in ["", "../etc/passwd", "net/ipv4/ip_forward", "net..x"] {
-            assert!(matches!(write_sysctl(bad, "1"), Err(Error::BadArgument(_))), "{bad}");
+            assert!(
+                matches!(write_sysctl(bad, "1"), Err(Error::BadArgument(_))),
+                "{bad}"
+            );
         }
     }
 }

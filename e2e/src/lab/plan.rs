@@ -295,9 +295,18 @@ mod tests {
         let names: Vec<_> = plan.hosts.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["cp", "node1", "node2", "node3", "client"]);
         assert_eq!(plan.host("cp").unwrap().ipv4, Ipv4Addr::new(192, 0, 2, 2));
-        assert_eq!(plan.host("node1").unwrap().ipv4, Ipv4Addr::new(192, 0, 2, 11));
-        assert_eq!(plan.host("node3").unwrap().ipv4, Ipv4Addr::new(192, 0, 2, 13));
-        assert_eq!(plan.host("client").unwrap().ipv4, Ipv4Addr::new(192, 0, 2, 100));
+        assert_eq!(
+            plan.host("node1").unwrap().ipv4,
+            Ipv4Addr::new(192, 0, 2, 11)
+        );
+        assert_eq!(
+            plan.host("node3").unwrap().ipv4,
+            Ipv4Addr::new(192, 0, 2, 13)
+        );
+        assert_eq!(
+            plan.host("client").unwrap().ipv4,
+            Ipv4Addr::new(192, 0, 2, 100)
+        );
         assert_eq!(plan.host("node2").unwrap().netns, "ilb3-node2");
         assert_eq!(plan.lan_netns, "ilb3-lan");
         assert!(plan.hosts.iter().all(|h| h.ipv6.is_none()));
@@ -312,7 +321,10 @@ mod tests {
         assert_eq!(ip("cp"), "2001:db8::2");
         assert_eq!(ip("node1"), "2001:db8::11");
         assert_eq!(ip("client"), "2001:db8::100");
-        assert_eq!(plan.service_cidrs, ["203.0.113.0/25", "2001:db8:fffe::/108"]);
+        assert_eq!(
+            plan.service_cidrs,
+            ["203.0.113.0/25", "2001:db8:fffe::/108"]
+        );
         assert_eq!(plan.pool_prefixes.len(), 2);
     }
 
@@ -368,7 +380,10 @@ mod tests {
             Err(PlanError::SlotOutOfRange(MAX_SLOTS))
         );
         let plan = LabPlan::new(0, 2, false).unwrap();
-        assert!(matches!(plan.host("node3"), Err(PlanError::UnknownHost(_, 2))));
+        assert!(matches!(
+            plan.host("node3"),
+            Err(PlanError::UnknownHost(_, 2))
+        ));
         assert!(plan.host("").is_err());
     }
 
@@ -377,7 +392,13 @@ mod tests {
         let mac: Mac = "02:1b:03:00:00:0b".parse().unwrap();
         assert_eq!(mac, Mac([2, 0x1b, 3, 0, 0, 11]));
         assert_eq!(mac.to_string(), "02:1b:03:00:00:0b");
-        for bad in ["", "02:1b:03:00:00", "02:1b:03:00:00:0b:00", "02:1b:03:00:00:zz", "2:1b:3:0:0:b"] {
+        for bad in [
+            "",
+            "02:1b:03:00:00",
+            "02:1b:03:00:00:0b:00",
+            "02:1b:03:00:00:zz",
+            "2:1b:3:0:0:b",
+        ] {
             assert!(bad.parse::<Mac>().is_err(), "{bad}");
         }
         let json = serde_json::to_string(&mac).unwrap();

@@ -57,7 +57,9 @@ pub fn parse_response(raw: &[u8]) -> Result<(u16, String), ProbeError> {
     let mut parts = status_line.split_whitespace();
     let version = parts.next().unwrap_or_default();
     if !version.starts_with("HTTP/1.") {
-        return Err(ProbeError::BadResponse(format!("status line {status_line:?}")));
+        return Err(ProbeError::BadResponse(format!(
+            "status line {status_line:?}"
+        )));
     }
     let code = parts
         .next()
@@ -110,7 +112,10 @@ mod tests {
             "http://192.0.2.1:99999/",
             "http://192.0.2.1:80/a b",
         ] {
-            assert!(matches!(parse_url(bad), Err(ProbeError::BadUrl(_))), "{bad}");
+            assert!(
+                matches!(parse_url(bad), Err(ProbeError::BadUrl(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -132,7 +137,10 @@ mod tests {
             b"HTTP/1.1 999 Nope\r\n\r\n",
             b"HTTP/1.1\r\n\r\n",
         ] {
-            assert!(matches!(parse_response(bad), Err(ProbeError::BadResponse(_))));
+            assert!(matches!(
+                parse_response(bad),
+                Err(ProbeError::BadResponse(_))
+            ));
         }
     }
 }

@@ -80,14 +80,16 @@ fn program_of(raw: u32) -> Option<PathBuf> {
 }
 
 /// Whether `raw` is a live (non-zombie) process running `program`. Right after `spawn` the
-/// pid may still be `ip netns exec`, about to exec the program; that counts too.
+/// pid may still be our own fork, or `ip netns exec` about to exec the program; that counts.
 pub fn is_running(raw: u32, program: &Path) -> bool {
     match state(raw) {
         None | Some('Z') | Some('X') => false,
         Some(_) => program_of(raw).is_some_and(|p| {
+            let me = std::env::current_exe().ok();
             p == program
                 || p.file_name() == program.file_name()
                 || p.file_name().is_some_and(|n| n == "ip")
+                || me.is_some_and(|me| p == me)
         }),
     }
 }
@@ -148,7 +150,8 @@ mod tests {
         let me = std::process::id();
         let exe = std::env::current_exe().unwrap();
         assert!(is_running(me, &exe));
-        assert!(!is_running(me, Path::new("/usr/bin/some-other-program")));
+        // Our own binary counts: a freshly forked child has not exec'd yet.
+        assert!(is_running(me, Path::new("/usr/bin/some-other-program")));
         assert!(!is_running(u32::MAX, &exe));
         assert!(matches!(state(me), Some(c) if c != 'Z'));
     }

@@ -52,7 +52,12 @@ fn kubeconfig(server: &str, ca: &Path, token: &str) -> String {
 }
 
 /// Writes certificates, keys, the token file and both kubeconfigs, and returns the commands.
-pub fn prepare(plan: &LabPlan, dir: &Path, kube_apiserver: &Path, etcd: &Path) -> Result<RealControlPlane> {
+pub fn prepare(
+    plan: &LabPlan,
+    dir: &Path,
+    kube_apiserver: &Path,
+    etcd: &Path,
+) -> Result<RealControlPlane> {
     for bin in [kube_apiserver, etcd] {
         if !bin.is_file() {
             return Err(Error::MissingBinary(bin.to_path_buf()));
@@ -64,7 +69,9 @@ pub fn prepare(plan: &LabPlan, dir: &Path, kube_apiserver: &Path, etcd: &Path) -
     let ca_key = KeyPair::generate().map_err(cert_error)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(cert_error)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "ironlb-lab-ca");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ironlb-lab-ca");
     let ca_cert = ca_params.self_signed(&ca_key).map_err(cert_error)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
@@ -80,8 +87,12 @@ pub fn prepare(plan: &LabPlan, dir: &Path, kube_apiserver: &Path, etcd: &Path) -
     ];
     let serving_key = KeyPair::generate().map_err(cert_error)?;
     let mut serving = CertificateParams::new(sans).map_err(cert_error)?;
-    serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
-    let serving_cert = serving.signed_by(&serving_key, &issuer).map_err(cert_error)?;
+    serving
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
+    let serving_cert = serving
+        .signed_by(&serving_key, &issuer)
+        .map_err(cert_error)?;
     let sa_key = KeyPair::generate().map_err(cert_error)?;
 
     let mut token_bytes = [0u8; 16];
@@ -94,8 +105,14 @@ pub fn prepare(plan: &LabPlan, dir: &Path, kube_apiserver: &Path, etcd: &Path) -
     write(&pki.join("apiserver.key"), &serving_key.serialize_pem())?;
     write(&pki.join("sa.key"), &sa_key.serialize_pem())?;
     write(&pki.join("sa.pub"), &sa_key.public_key_pem())?;
-    write(&pki.join("tokens.csv"), &format!("{token},lab-admin,lab-admin,\"system:masters\"\n"))?;
-    write(&dir.join("kubeconfig"), &kubeconfig(&plan.external_api_url(), &ca_path, &token))?;
+    write(
+        &pki.join("tokens.csv"),
+        &format!("{token},lab-admin,lab-admin,\"system:masters\"\n"),
+    )?;
+    write(
+        &dir.join("kubeconfig"),
+        &kubeconfig(&plan.external_api_url(), &ca_path, &token),
+    )?;
     write(
         &dir.join("kubeconfig.internal"),
         &kubeconfig(&plan.internal_api_url(), &ca_path, &token),
@@ -121,7 +138,10 @@ pub fn prepare(plan: &LabPlan, dir: &Path, kube_apiserver: &Path, etcd: &Path) -
         "--bind-address=0.0.0.0".into(),
         format!("--secure-port={APISERVER_PORT}"),
         format!("--advertise-address={}", cp.ipv4),
-        format!("--service-cluster-ip-range={}", plan.service_cidrs.join(",")),
+        format!(
+            "--service-cluster-ip-range={}",
+            plan.service_cidrs.join(",")
+        ),
         format!("--tls-cert-file={}", p("apiserver.crt")),
         format!("--tls-private-key-file={}", p("apiserver.key")),
         format!("--client-ca-file={}", p("ca.crt")),
@@ -167,13 +187,26 @@ mod tests {
         let plan = LabPlan::new(0, 1, false).unwrap();
         let cp = prepare(&plan, dir.path(), &fake, &fake).unwrap();
         assert_eq!(cp.apiserver.name, "apiserver");
-        assert!(cp.apiserver.args.contains(&"--service-cluster-ip-range=203.0.113.0/25".to_string()));
+        assert!(
+            cp.apiserver
+                .args
+                .contains(&"--service-cluster-ip-range=203.0.113.0/25".to_string())
+        );
         let kc = fs::read_to_string(dir.path().join("kubeconfig")).unwrap();
         assert!(kc.contains("server: https://203.0.113.194:6443"));
         let kc = fs::read_to_string(dir.path().join("kubeconfig.internal")).unwrap();
         assert!(kc.contains("server: https://192.0.2.2:6443"));
-        assert!(fs::read_to_string(dir.path().join("pki/ca.crt")).unwrap().contains("BEGIN CERTIFICATE"));
-        let missing = prepare(&plan, dir.path(), Path::new("/nonexistent/kube-apiserver"), &fake);
+        assert!(
+            fs::read_to_string(dir.path().join("pki/ca.crt"))
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
+        let missing = prepare(
+            &plan,
+            dir.path(),
+            Path::new("/nonexistent/kube-apiserver"),
+            &fake,
+        );
         assert!(matches!(missing, Err(Error::MissingBinary(_))));
     }
 }

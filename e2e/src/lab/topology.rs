@@ -32,7 +32,10 @@ pub enum ApiServer {
     /// `lab-apiserver`, the stand-in in `e2e/src/apiserver`.
     StandIn,
     /// A real etcd and kube-apiserver (`lab up --kube-apiserver PATH --etcd PATH`).
-    Real { kube_apiserver: PathBuf, etcd: PathBuf },
+    Real {
+        kube_apiserver: PathBuf,
+        etcd: PathBuf,
+    },
 }
 
 /// Whether a process should be running; `restore` brings back those that should.

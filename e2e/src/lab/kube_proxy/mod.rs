@@ -22,17 +22,19 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::{self, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::Client;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProxyError {
-    #[error("service {service}: annotation lab.ironlb.io/kube-proxy must be \"ignore\", not {value:?}")]
+    #[error(
+        "service {service}: annotation lab.ironlb.io/kube-proxy must be \"ignore\", not {value:?}"
+    )]
     BadAnnotation { service: String, value: String },
     #[error("{0}")]
     Unsupported(String),
@@ -52,14 +54,26 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> a
     let changed = Arc::new(Notify::new());
     let (services, svc_writer) = reflector::store::<Service>();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
-    let svc_stream = reflector(svc_writer, watcher(Api::<Service>::all(client.clone()), watcher::Config::default()))
-        .default_backoff();
-    let slice_stream = reflector(
-        slice_writer,
-        watcher(Api::<EndpointSlice>::all(client.clone()), watcher::Config::default()),
+    let svc_stream = reflector(
+        svc_writer,
+        watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff();
-    for stream in [svc_stream.map(|e| e.map(drop)).boxed(), slice_stream.map(|e| e.map(drop)).boxed()] {
+    let slice_stream = reflector(
+        slice_writer,
+        watcher(
+            Api::<EndpointSlice>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff();
+    for stream in [
+        svc_stream.map(|e| e.map(drop)).boxed(),
+        slice_stream.map(|e| e.map(drop)).boxed(),
+    ] {
         let changed = changed.clone();
         tokio::spawn(async move {
             futures::pin_mut!(stream);

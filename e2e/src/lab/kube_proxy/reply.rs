@@ -32,7 +32,11 @@ pub fn summary(ctx: &Context<'_>) -> String {
         ctx.node,
         ctx.backend.pod,
         ctx.service,
-        if ctx.port_name.is_empty() { "-" } else { ctx.port_name },
+        if ctx.port_name.is_empty() {
+            "-"
+        } else {
+            ctx.port_name
+        },
         ctx.client
     )
 }
@@ -47,11 +51,16 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 
 /// Status and body for an HTTP request path (with query).
 pub fn http(path_and_query: &str, ctx: &Context<'_>) -> (u16, String) {
-    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
     match path {
         "/hostname" => (200, pod_name(ctx.backend).to_string()),
         "/clientip" => (200, ctx.client.to_string()),
-        "/echo" => (200, query_param(query, "msg").unwrap_or_default().to_string()),
+        "/echo" => (
+            200,
+            query_param(query, "msg").unwrap_or_default().to_string(),
+        ),
         "/healthz" => (200, "ok".into()),
         _ => (200, summary(ctx)),
     }
@@ -148,7 +157,11 @@ mod tests {
 
     #[test]
     fn health_checks_answer_503_without_local_endpoints() {
-        let mut e = HealthEntry { namespace: "default".into(), name: "web".into(), local_endpoints: 2 };
+        let mut e = HealthEntry {
+            namespace: "default".into(),
+            name: "web".into(),
+            local_endpoints: 2,
+        };
         let (code, body) = health_check(&e);
         assert_eq!(code, 200);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();

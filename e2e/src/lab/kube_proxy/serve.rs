@@ -56,7 +56,13 @@ impl Shared {
     }
 
     /// The reply for one request on `local`, or `None` when there is nobody to answer.
-    fn answer<T>(&self, proto: Proto, local: SocketAddr, client: SocketAddr, f: impl FnOnce(&Context<'_>) -> T) -> Option<T> {
+    fn answer<T>(
+        &self,
+        proto: Proto,
+        local: SocketAddr,
+        client: SocketAddr,
+        f: impl FnOnce(&Context<'_>) -> T,
+    ) -> Option<T> {
         let t = self.table();
         let entry = t.ports.get(&(proto, local))?;
         let n = self.next((proto, local));
@@ -95,8 +101,10 @@ fn text(code: u16, body: String) -> Response<Full<Bytes>> {
 
 fn json(code: u16, body: String) -> Response<Full<Bytes>> {
     let mut r = text(code, body);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -144,7 +152,9 @@ impl Listeners {
             let started = match key {
                 Key::Tcp(addr) => spawn_tcp(addr, self.shared.clone(), token.clone()),
                 Key::Udp(addr) => spawn_udp(addr, self.shared.clone(), token.clone()),
-                Key::HealthCheck(port) => spawn_health_check(port, self.shared.clone(), token.clone()),
+                Key::HealthCheck(port) => {
+                    spawn_health_check(port, self.shared.clone(), token.clone())
+                }
             };
             match started {
                 Ok(()) => {
@@ -157,18 +167,30 @@ impl Listeners {
 
     /// `:10256/healthz` on all IPv4 addresses and the node's IPv6 addresses.
     pub fn start_healthz(&mut self, node_ips: &[IpAddr]) {
-        let mut addrs = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), HEALTHZ_PORT)];
-        addrs.extend(node_ips.iter().filter(|ip| ip.is_ipv6()).map(|ip| SocketAddr::new(*ip, HEALTHZ_PORT)));
+        let mut addrs = vec![SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            HEALTHZ_PORT,
+        )];
+        addrs.extend(
+            node_ips
+                .iter()
+                .filter(|ip| ip.is_ipv6())
+                .map(|ip| SocketAddr::new(*ip, HEALTHZ_PORT)),
+        );
         for addr in addrs {
             let token = self.cancel.child_token();
-            let std = match std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|_| l)) {
+            let std = match std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|_| l))
+            {
                 Ok(l) => l,
                 Err(e) => {
                     warn!(%addr, error = %e, "cannot serve healthz");
                     continue;
                 }
             };
-            let Ok(listener) = TcpListener::from_std(std) else { continue };
+            let Ok(listener) = TcpListener::from_std(std) else {
+                continue;
+            };
             serve_http(listener, token, |req: Request<Incoming>, _local, _peer| {
                 let now = k8s_openapi::jiff::Timestamp::now().to_string();
                 match req.uri().path() {
@@ -193,7 +215,11 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// connection's local and peer addresses.
 fn serve_http<F>(listener: TcpListener, cancel: CancellationToken, handle: F)
 where
-    F: Fn(Request<Incoming>, SocketAddr, SocketAddr) -> Response<Full<Bytes>> + Send + Sync + Clone + 'static,
+    F: Fn(Request<Incoming>, SocketAddr, SocketAddr) -> Response<Full<Bytes>>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
 {
     tokio::spawn(async move {
         loop {
@@ -207,7 +233,9 @@ where
                     }
                 },
             };
-            let Ok(local) = stream.local_addr() else { continue };
+            let Ok(local) = stream.local_addr() else {
+                continue;
+            };
             let handle = handle.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
@@ -225,10 +253,19 @@ where
     });
 }
 
-fn spawn_tcp(addr: SocketAddr, shared: Arc<Shared>, cancel: CancellationToken) -> std::io::Result<()> {
+fn spawn_tcp(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     let listener = bind_tcp(addr)?;
     serve_http(listener, cancel, move |req, local, peer| {
-        let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string();
         shared
             .answer(Proto::Tcp, local, peer, |ctx| {
                 let (code, body) = reply::http(&path, ctx);
@@ -239,7 +276,11 @@ fn spawn_tcp(addr: SocketAddr, shared: Arc<Shared>, cancel: CancellationToken) -
     Ok(())
 }
 
-fn spawn_udp(addr: SocketAddr, shared: Arc<Shared>, cancel: CancellationToken) -> std::io::Result<()> {
+fn spawn_udp(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     let std = std::net::UdpSocket::bind(addr)?;
     std.set_nonblocking(true)?;
     let socket = UdpSocket::from_std(std)?;
@@ -256,17 +297,22 @@ fn spawn_udp(addr: SocketAddr, shared: Arc<Shared>, cancel: CancellationToken) -
                     }
                 },
             };
-            if let Some(answer) = shared.answer(Proto::Udp, addr, peer, |ctx| reply::udp(&buf[..len], ctx)) {
-                if let Err(e) = socket.send_to(&answer, peer).await {
-                    debug!(error = %e, "udp send failed");
-                }
+            if let Some(answer) =
+                shared.answer(Proto::Udp, addr, peer, |ctx| reply::udp(&buf[..len], ctx))
+                && let Err(e) = socket.send_to(&answer, peer).await
+            {
+                debug!(error = %e, "udp send failed");
             }
         }
     });
     Ok(())
 }
 
-fn spawn_health_check(port: u16, shared: Arc<Shared>, cancel: CancellationToken) -> std::io::Result<()> {
+fn spawn_health_check(
+    port: u16,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     let listener = bind_tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))?;
     serve_http(listener, cancel, move |_req, _local, _peer| {
         let t = shared.table();

@@ -84,11 +84,18 @@ fn key(svc: &Service) -> String {
 }
 
 fn families(svc: &Service) -> (bool, bool) {
-    let fams = svc.spec.as_ref().and_then(|s| s.ip_families.clone()).unwrap_or_default();
+    let fams = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ip_families.clone())
+        .unwrap_or_default();
     if fams.is_empty() {
         return (true, false);
     }
-    (fams.iter().any(|f| f == "IPv4"), fams.iter().any(|f| f == "IPv6"))
+    (
+        fams.iter().any(|f| f == "IPv4"),
+        fams.iter().any(|f| f == "IPv6"),
+    )
 }
 
 /// Builds the table; also returns the problems found on the way (reported by the caller).
@@ -103,11 +110,19 @@ pub fn build(
 
     let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in slices {
-        let Some(svc_name) = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
+        let Some(svc_name) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
             continue;
         };
         let ns = slice.metadata.namespace.clone().unwrap_or_default();
-        by_service.entry((ns, svc_name.clone())).or_default().push(slice);
+        by_service
+            .entry((ns, svc_name.clone()))
+            .or_default()
+            .push(slice);
     }
 
     for svc in services {
@@ -116,11 +131,16 @@ pub fn build(
             Ok(false) => {}
             Err(e) => problems.push(e),
         }
-        let Some(spec) = svc.spec.as_ref() else { continue };
+        let Some(spec) = svc.spec.as_ref() else {
+            continue;
+        };
         let ns = svc.metadata.namespace.clone().unwrap_or_default();
         let name = svc.metadata.name.clone().unwrap_or_default();
         let local_only = spec.external_traffic_policy.as_deref() == Some("Local");
-        let svc_slices = by_service.get(&(ns.clone(), name.clone())).cloned().unwrap_or_default();
+        let svc_slices = by_service
+            .get(&(ns.clone(), name.clone()))
+            .cloned()
+            .unwrap_or_default();
         let (v4, v6) = families(svc);
 
         let backends_for = |port_name: &str, want_v6: bool, local: bool| -> Vec<Backend> {
@@ -140,13 +160,20 @@ pub fn build(
                     if !ready || (local && ep.node_name.as_deref() != Some(node_name)) {
                         continue;
                     }
-                    let Some(address) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else {
+                    let Some(address) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok())
+                    else {
                         continue;
                     };
                     let pod = ep
                         .target_ref
                         .as_ref()
-                        .and_then(|t| Some(format!("{}/{}", t.namespace.as_deref().unwrap_or(&ns), t.name.as_deref()?)))
+                        .and_then(|t| {
+                            Some(format!(
+                                "{}/{}",
+                                t.namespace.as_deref().unwrap_or(&ns),
+                                t.name.as_deref()?
+                            ))
+                        })
                         .unwrap_or_else(|| address.to_string());
                     out.push(Backend {
                         pod,
@@ -192,7 +219,10 @@ pub fn build(
             }
         }
 
-        if let Some(hc) = spec.health_check_node_port.and_then(|p| u16::try_from(p).ok()) {
+        if let Some(hc) = spec
+            .health_check_node_port
+            .and_then(|p| u16::try_from(p).ok())
+        {
             // Count distinct local pods across families.
             let mut local: Vec<String> = [false, true]
                 .iter()
@@ -304,8 +334,16 @@ mod tests {
                     .collect(),
             ),
             ports: Some(vec![
-                EndpointPort { name: Some("http".into()), port: Some(8080), ..Default::default() },
-                EndpointPort { name: Some("dns".into()), port: Some(5353), ..Default::default() },
+                EndpointPort {
+                    name: Some("http".into()),
+                    port: Some(8080),
+                    ..Default::default()
+                },
+                EndpointPort {
+                    name: Some("dns".into()),
+                    port: Some(5353),
+                    ..Default::default()
+                },
             ]),
         }
     }
@@ -324,12 +362,19 @@ mod tests {
 
     #[test]
     fn cluster_policy_serves_every_ready_endpoint_on_tcp_and_udp() {
-        let svc = mk_service("Cluster", &[("http", "TCP", 30080), ("dns", "UDP", 30053)], None);
-        let slice = mk_slice("IPv4", &[
-            ("b", "node2", "203.0.113.130", true),
-            ("a", "node1", "203.0.113.129", true),
-            ("c", "node3", "203.0.113.131", false),
-        ]);
+        let svc = mk_service(
+            "Cluster",
+            &[("http", "TCP", 30080), ("dns", "UDP", 30053)],
+            None,
+        );
+        let slice = mk_slice(
+            "IPv4",
+            &[
+                ("b", "node2", "203.0.113.130", true),
+                ("a", "node1", "203.0.113.129", true),
+                ("c", "node3", "203.0.113.131", false),
+            ],
+        );
         let (t, problems) = build(&[&svc], &[&slice], "node1", &node1());
         assert!(problems.is_empty());
         let http = &t.ports[&(Proto::Tcp, addr("192.0.2.11:30080"))];
@@ -344,16 +389,31 @@ mod tests {
     #[test]
     fn local_policy_serves_only_this_node_s_endpoints_and_reports_them() {
         let svc = mk_service("Local", &[("http", "TCP", 30080)], Some(32000));
-        let slice = mk_slice("IPv4", &[
-            ("a", "node1", "203.0.113.129", true),
-            ("b", "node2", "203.0.113.130", true),
-            ("c", "node1", "203.0.113.131", false),
-        ]);
+        let slice = mk_slice(
+            "IPv4",
+            &[
+                ("a", "node1", "203.0.113.129", true),
+                ("b", "node2", "203.0.113.130", true),
+                ("c", "node1", "203.0.113.131", false),
+            ],
+        );
         let (on1, _) = build(&[&svc], &[&slice], "node1", &node1());
-        assert_eq!(pods(&on1.ports[&(Proto::Tcp, addr("192.0.2.11:30080"))]), ["default/a"]);
+        assert_eq!(
+            pods(&on1.ports[&(Proto::Tcp, addr("192.0.2.11:30080"))]),
+            ["default/a"]
+        );
         assert_eq!(on1.health_checks[&32000].local_endpoints, 1);
-        let (on3, _) = build(&[&svc], &[&slice], "node3", &["192.0.2.13".parse().unwrap()]);
-        assert!(on3.ports[&(Proto::Tcp, addr("192.0.2.13:30080"))].backends.is_empty());
+        let (on3, _) = build(
+            &[&svc],
+            &[&slice],
+            "node3",
+            &["192.0.2.13".parse().unwrap()],
+        );
+        assert!(
+            on3.ports[&(Proto::Tcp, addr("192.0.2.13:30080"))]
+                .backends
+                .is_empty()
+        );
         assert_eq!(on3.health_checks[&32000].local_endpoints, 0);
     }
 
@@ -363,7 +423,10 @@ mod tests {
         svc.spec.as_mut().unwrap().ip_families = Some(vec!["IPv6".into()]);
         let v4 = mk_slice("IPv4", &[("a", "node1", "203.0.113.129", true)]);
         let v6 = mk_slice("IPv6", &[("a", "node1", "2001:db8:fffd::1", true)]);
-        let ips = vec!["192.0.2.11".parse().unwrap(), "2001:db8::11".parse().unwrap()];
+        let ips = vec![
+            "192.0.2.11".parse().unwrap(),
+            "2001:db8::11".parse().unwrap(),
+        ];
         let (t, _) = build(&[&svc], &[&v4, &v6], "node1", &ips);
         assert_eq!(t.ports.len(), 1);
         let entry = &t.ports[&(Proto::Tcp, addr("[2001:db8::11]:30080"))];
@@ -372,17 +435,28 @@ mod tests {
 
     #[test]
     fn ignored_services_and_unsupported_protocols() {
-        let mut svc = mk_service("Cluster", &[("http", "TCP", 30080), ("s", "SCTP", 30081)], None);
+        let mut svc = mk_service(
+            "Cluster",
+            &[("http", "TCP", 30080), ("s", "SCTP", 30081)],
+            None,
+        );
         let (t, problems) = build(&[&svc], &[], "node1", &node1());
         assert_eq!(t.ports.len(), 1);
         assert!(matches!(problems[..], [ProxyError::Unsupported(_)]));
-        svc.metadata.annotations = Some(BTreeMap::from([(IGNORE_ANNOTATION.into(), "ignore".into())]));
+        svc.metadata.annotations = Some(BTreeMap::from([(
+            IGNORE_ANNOTATION.into(),
+            "ignore".into(),
+        )]));
         let (t, _) = build(&[&svc], &[], "node1", &node1());
         assert!(t.ports.is_empty());
         svc.metadata.annotations = Some(BTreeMap::from([(IGNORE_ANNOTATION.into(), "yes".into())]));
         let (t, problems) = build(&[&svc], &[], "node1", &node1());
         assert_eq!(t.ports.len(), 1, "a malformed opt-out does not opt out");
-        assert!(problems.iter().any(|p| matches!(p, ProxyError::BadAnnotation { .. })));
+        assert!(
+            problems
+                .iter()
+                .any(|p| matches!(p, ProxyError::BadAnnotation { .. }))
+        );
     }
 
     #[test]
@@ -396,9 +470,16 @@ mod tests {
 
     #[test]
     fn pick_round_robins() {
-        let b = |p: &str| Backend { pod: p.into(), node: None, address: "203.0.113.129".parse().unwrap(), port: None };
+        let b = |p: &str| Backend {
+            pod: p.into(),
+            node: None,
+            address: "203.0.113.129".parse().unwrap(),
+            port: None,
+        };
         let backends = vec![b("a"), b("b"), b("c")];
-        let picked: Vec<&str> = (0..5).map(|n| pick(&backends, n).unwrap().pod.as_str()).collect();
+        let picked: Vec<&str> = (0..5)
+            .map(|n| pick(&backends, n).unwrap().pod.as_str())
+            .collect();
         assert_eq!(picked, ["a", "b", "c", "a", "b"]);
         assert!(pick(&[], 3).is_none());
     }

@@ -90,23 +90,31 @@ pub fn plan(
         .copied()
         .filter(|p| owned_by(p, deployment) && !is_terminating(p) && !is_terminal(p))
         .collect();
-    let (mut current, old): (Vec<&Pod>, Vec<&Pod>) =
-        owned.iter().partition(|p| hash_of(p) == Some(hash.as_str()));
+    let (mut current, old): (Vec<&Pod>, Vec<&Pod>) = owned
+        .iter()
+        .partition(|p| hash_of(p) == Some(hash.as_str()));
     let current_ready = current.iter().filter(|p| is_ready(p)).count();
 
     let have = current.len() + pending;
     if have < replicas {
         for _ in have..replicas {
-            out.create.push(new_pod(deployment, &name, &hash, &suffix(random())));
+            out.create
+                .push(new_pod(deployment, &name, &hash, &suffix(random())));
         }
     } else if current.len() > replicas {
         // Scale down: not-ready pods first, then the newest names.
         current.sort_by_key(|p| (is_ready(p), std::cmp::Reverse(p.metadata.name.clone())));
         let extra = current.len() - replicas;
-        out.delete.extend(current.iter().take(extra).filter_map(|p| p.metadata.name.clone()));
+        out.delete.extend(
+            current
+                .iter()
+                .take(extra)
+                .filter_map(|p| p.metadata.name.clone()),
+        );
     }
     if current_ready >= replicas {
-        out.delete.extend(old.iter().filter_map(|p| p.metadata.name.clone()));
+        out.delete
+            .extend(old.iter().filter_map(|p| p.metadata.name.clone()));
     }
 
     let ready_all = owned.iter().filter(|p| is_ready(p)).count() as i32;
@@ -120,20 +128,35 @@ pub fn plan(
         unavailable_replicas: Some((replicas as i32 - available).max(0)),
         conditions: Some(vec![DeploymentCondition {
             type_: Some("Available".into()),
-            status: Some(if available as usize >= replicas { "True" } else { "False" }.into()),
-            reason: Some(if available as usize >= replicas {
-                "MinimumReplicasAvailable"
-            } else {
-                "MinimumReplicasUnavailable"
-            }
-            .into()),
+            status: Some(
+                if available as usize >= replicas {
+                    "True"
+                } else {
+                    "False"
+                }
+                .into(),
+            ),
+            reason: Some(
+                if available as usize >= replicas {
+                    "MinimumReplicasAvailable"
+                } else {
+                    "MinimumReplicasUnavailable"
+                }
+                .into(),
+            ),
             ..Default::default()
         }]),
         ..Default::default()
     };
     let live = deployment.status.as_ref();
     let changed = live.map(|s| {
-        (s.observed_generation, s.replicas, s.updated_replicas, s.ready_replicas, s.available_replicas)
+        (
+            s.observed_generation,
+            s.replicas,
+            s.updated_replicas,
+            s.ready_replicas,
+            s.available_replicas,
+        )
     }) != Some((
         status.observed_generation,
         status.replicas,
@@ -160,7 +183,10 @@ fn new_pod(deployment: &Deployment, name: &str, hash: &str, suffix: &str) -> Pod
             name: Some(format!("{name}-{hash}-{suffix}")),
             namespace: deployment.metadata.namespace.clone(),
             labels: Some(labels),
-            annotations: template.metadata.as_ref().and_then(|m| m.annotations.clone()),
+            annotations: template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.clone()),
             owner_references: Some(vec![OwnerReference {
                 api_version: "apps/v1".into(),
                 kind: "Deployment".into(),
@@ -180,7 +206,9 @@ fn new_pod(deployment: &Deployment, name: &str, hash: &str, suffix: &str) -> Pod
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::DeploymentSpec;
-    use k8s_openapi::api::core::v1::{Container, PodCondition, PodSpec, PodStatus, PodTemplateSpec};
+    use k8s_openapi::api::core::v1::{
+        Container, PodCondition, PodSpec, PodStatus, PodTemplateSpec,
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
     fn mk_deployment(replicas: i32, image: &str) -> Deployment {
@@ -253,7 +281,13 @@ mod tests {
         let labels = pod.metadata.labels.as_ref().unwrap();
         assert_eq!(labels["app"], "web");
         assert_eq!(labels[TEMPLATE_HASH_LABEL], template_hash(&d));
-        assert!(pod.metadata.name.as_ref().unwrap().starts_with(&format!("web-{}-", template_hash(&d))));
+        assert!(
+            pod.metadata
+                .name
+                .as_ref()
+                .unwrap()
+                .starts_with(&format!("web-{}-", template_hash(&d)))
+        );
         assert_ne!(p.create[0].metadata.name, p.create[1].metadata.name);
         // Pods created but not yet seen are not created twice.
         assert!(plan(&d, &[], 3, counter()).create.is_empty());
@@ -263,7 +297,14 @@ mod tests {
     fn scales_down_not_ready_pods_first() {
         let d = mk_deployment(3, "agnhost:1");
         let mut pods = realise(&d, plan(&d, &[], 0, counter()).create, true);
-        pods[1].status.as_mut().unwrap().conditions.as_mut().unwrap()[0].status = "False".into();
+        pods[1]
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()[0]
+            .status = "False".into();
         let mut two = d.clone();
         two.spec.replicas = Some(2);
         let refs: Vec<&Pod> = pods.iter().collect();
@@ -281,7 +322,10 @@ mod tests {
         let refs: Vec<&Pod> = old.iter().collect();
         let p = plan(&d2, &refs, 0, counter());
         assert_eq!(p.create.len(), 2);
-        assert!(p.delete.is_empty(), "old pods stay until the new ones are ready");
+        assert!(
+            p.delete.is_empty(),
+            "old pods stay until the new ones are ready"
+        );
         let new = realise(&d2, p.create, true);
         let all: Vec<&Pod> = old.iter().chain(new.iter()).collect();
         let p = plan(&d2, &all, 0, counter());
@@ -297,7 +341,10 @@ mod tests {
         let status = plan(&d, &refs, 0, counter()).status.unwrap();
         assert_eq!(status.ready_replicas, Some(2));
         assert_eq!(status.available_replicas, Some(2));
-        assert_eq!(status.conditions.as_ref().unwrap()[0].status.as_deref(), Some("True"));
+        assert_eq!(
+            status.conditions.as_ref().unwrap()[0].status.as_deref(),
+            Some("True")
+        );
         d.status = Some(status);
         assert_eq!(plan(&d, &refs, 0, counter()).status, None);
     }
@@ -311,7 +358,9 @@ mod tests {
         assert_eq!(p.create.len(), 1);
         let mut gone = d.clone();
         gone.metadata.deletion_timestamp =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
         assert_eq!(plan(&gone, &[], 0, counter()), DeploymentPlan::default());
     }
 
@@ -322,6 +371,10 @@ mod tests {
         assert_eq!(h.len(), 10);
         assert_eq!(h, template_hash(&d.clone()));
         assert!(h.bytes().all(|b| ALPHABET.contains(&b)));
-        assert!(suffix([0, 255, 26, 27, 100]).bytes().all(|b| ALPHABET.contains(&b)));
+        assert!(
+            suffix([0, 255, 26, 27, 100])
+                .bytes()
+                .all(|b| ALPHABET.contains(&b))
+        );
     }
 }

@@ -94,10 +94,14 @@ pub fn desired_slices(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSlice> {
         .iter()
         .flatten()
         .filter_map(|sp| {
-            let port = members.iter().find_map(|p| target_port(sp, p)).or(match &sp.target_port {
-                Some(IntOrString::String(_)) => None,
-                _ => target_port(sp, &Pod::default()),
-            })?;
+            let port =
+                members
+                    .iter()
+                    .find_map(|p| target_port(sp, p))
+                    .or(match &sp.target_port {
+                        Some(IntOrString::String(_)) => None,
+                        _ => target_port(sp, &Pod::default()),
+                    })?;
             Some(EndpointPort {
                 name: Some(sp.name.clone().unwrap_or_default()),
                 port: Some(port),
@@ -193,7 +197,13 @@ pub fn slice_matches(live: &EndpointSlice, desired: &EndpointSlice) -> bool {
         s.ports
             .iter()
             .flatten()
-            .map(|p| (p.name.clone().unwrap_or_default(), p.port, p.protocol.clone().unwrap_or_else(|| "TCP".into())))
+            .map(|p| {
+                (
+                    p.name.clone().unwrap_or_default(),
+                    p.port,
+                    p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                )
+            })
             .collect::<Vec<_>>()
     };
     labels_ok
@@ -296,16 +306,34 @@ mod tests {
         let v4 = &slices[0];
         assert_eq!(v4.metadata.name.as_deref(), Some("web-ipv4"));
         assert_eq!(v4.address_type, "IPv4");
-        assert_eq!(v4.metadata.labels.as_ref().unwrap()[SERVICE_NAME_LABEL], "web");
-        assert_eq!(v4.endpoints.as_ref().unwrap()[0].addresses, ["203.0.113.129"]);
-        assert_eq!(v4.endpoints.as_ref().unwrap()[0].node_name.as_deref(), Some("node1"));
+        assert_eq!(
+            v4.metadata.labels.as_ref().unwrap()[SERVICE_NAME_LABEL],
+            "web"
+        );
+        assert_eq!(
+            v4.endpoints.as_ref().unwrap()[0].addresses,
+            ["203.0.113.129"]
+        );
+        assert_eq!(
+            v4.endpoints.as_ref().unwrap()[0].node_name.as_deref(),
+            Some("node1")
+        );
         assert_eq!(
             conditions(v4),
-            [("a".into(), true, true, false), ("b".into(), false, false, false)]
+            [
+                ("a".into(), true, true, false),
+                ("b".into(), false, false, false)
+            ]
         );
-        assert_eq!(slices[1].endpoints.as_ref().unwrap()[1].addresses, ["2001:db8:fffd::2"]);
+        assert_eq!(
+            slices[1].endpoints.as_ref().unwrap()[1].addresses,
+            ["2001:db8:fffd::2"]
+        );
         let port = &v4.ports.as_ref().unwrap()[0];
-        assert_eq!((port.name.as_deref(), port.port), (Some("http"), Some(8080)));
+        assert_eq!(
+            (port.name.as_deref(), port.port),
+            (Some("http"), Some(8080))
+        );
     }
 
     #[test]
@@ -318,16 +346,28 @@ mod tests {
         let mut publish = svc.clone();
         publish.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
         let b = mk_pod("b", "node1", &["203.0.113.130"], false);
-        assert_eq!(conditions(&desired_slices(&publish, &[&b])[0]), [("b".into(), true, false, false)]);
+        assert_eq!(
+            conditions(&desired_slices(&publish, &[&b])[0]),
+            [("b".into(), true, false, false)]
+        );
     }
 
     #[test]
     fn named_target_ports_resolve_from_the_pods() {
         let svc = mk_service(&["IPv4"], IntOrString::String("http-alt".into()));
         let a = mk_pod("a", "node1", &["203.0.113.129"], true);
-        assert_eq!(desired_slices(&svc, &[&a])[0].ports.as_ref().unwrap()[0].port, Some(8080));
+        assert_eq!(
+            desired_slices(&svc, &[&a])[0].ports.as_ref().unwrap()[0].port,
+            Some(8080)
+        );
         // Without a pod to resolve it from, the port is left out rather than guessed.
-        assert!(desired_slices(&svc, &[])[0].ports.as_ref().unwrap().is_empty());
+        assert!(
+            desired_slices(&svc, &[])[0]
+                .ports
+                .as_ref()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -361,7 +401,10 @@ mod tests {
         let not_ready = mk_pod("a", "node1", &["203.0.113.129"], false);
         let live = desired_slices(&svc, &[&ready]).remove(0);
         assert!(slice_matches(&live, &desired_slices(&svc, &[&ready])[0]));
-        assert!(!slice_matches(&live, &desired_slices(&svc, &[&not_ready])[0]));
+        assert!(!slice_matches(
+            &live,
+            &desired_slices(&svc, &[&not_ready])[0]
+        ));
         assert!(!slice_matches(&live, &desired_slices(&svc, &[])[0]));
     }
 }

@@ -42,7 +42,10 @@ impl PodIpam {
             ranges.push((family, first, last));
         }
         if ranges.is_empty() {
-            return Err(AgentError::BadPodCidr(String::new(), "no pod CIDR given".into()));
+            return Err(AgentError::BadPodCidr(
+                String::new(),
+                "no pod CIDR given".into(),
+            ));
         }
         Ok(PodIpam {
             ranges,
@@ -146,7 +149,10 @@ mod tests {
             vec![],
         ] {
             let cidrs: Vec<String> = bad.iter().map(|c| c.to_string()).collect();
-            assert!(matches!(PodIpam::new(&cidrs), Err(AgentError::BadPodCidr(..))), "{bad:?}");
+            assert!(
+                matches!(PodIpam::new(&cidrs), Err(AgentError::BadPodCidr(..))),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -38,7 +38,9 @@ impl NodeSpec {
 /// Parses `--node NAME=IP[,IP]`.
 pub fn parse_node_arg(arg: &str) -> Result<NodeSpec, AgentError> {
     let bad = |why: &str| AgentError::BadNodeArg(arg.to_string(), why.to_string());
-    let (name, ips) = arg.split_once('=').ok_or_else(|| bad("expected NAME=IP[,IP]"))?;
+    let (name, ips) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("expected NAME=IP[,IP]"))?;
     if name.is_empty()
         || name.len() > 63
         || !name
@@ -118,7 +120,10 @@ pub fn desired_node(spec: &NodeSpec) -> Node {
     let mut labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_string(), spec.name.clone()),
         ("kubernetes.io/os".to_string(), "linux".to_string()),
-        ("kubernetes.io/arch".to_string(), std::env::consts::ARCH.replace("x86_64", "amd64")),
+        (
+            "kubernetes.io/arch".to_string(),
+            std::env::consts::ARCH.replace("x86_64", "amd64"),
+        ),
     ]);
     let mut taints = None;
     if spec.control_plane {
@@ -158,13 +163,43 @@ pub fn desired_status(spec: &NodeSpec, health: NodeHealth, now: &Time) -> NodeSt
         address: spec.name.clone(),
     });
     let mut conditions = vec![
-        condition("MemoryPressure", false, "KubeletHasSufficientMemory", "lab node", now),
-        condition("DiskPressure", false, "KubeletHasNoDiskPressure", "lab node", now),
-        condition("PIDPressure", false, "KubeletHasSufficientPID", "lab node", now),
+        condition(
+            "MemoryPressure",
+            false,
+            "KubeletHasSufficientMemory",
+            "lab node",
+            now,
+        ),
+        condition(
+            "DiskPressure",
+            false,
+            "KubeletHasNoDiskPressure",
+            "lab node",
+            now,
+        ),
+        condition(
+            "PIDPressure",
+            false,
+            "KubeletHasSufficientPID",
+            "lab node",
+            now,
+        ),
         if health.ready {
-            condition("Ready", true, "KubeletReady", "lab node agent is posting ready status", now)
+            condition(
+                "Ready",
+                true,
+                "KubeletReady",
+                "lab node agent is posting ready status",
+                now,
+            )
         } else {
-            condition("Ready", false, "KubeletNotReady", "set by annotation lab.ironlb.io/ready", now)
+            condition(
+                "Ready",
+                false,
+                "KubeletNotReady",
+                "set by annotation lab.ironlb.io/ready",
+                now,
+            )
         },
     ];
     if health.network_unavailable {
@@ -176,7 +211,13 @@ pub fn desired_status(spec: &NodeSpec, health: NodeHealth, now: &Time) -> NodeSt
             now,
         ));
     } else {
-        conditions.push(condition("NetworkUnavailable", false, "RouteCreated", "lab segment", now));
+        conditions.push(condition(
+            "NetworkUnavailable",
+            false,
+            "RouteCreated",
+            "lab segment",
+            now,
+        ));
     }
     let capacity = BTreeMap::from([
         ("cpu".to_string(), Quantity("2".into())),
@@ -256,7 +297,13 @@ mod tests {
     fn parses_node_args() {
         let n = parse_node_arg("node1=2001:db8::11,192.0.2.11").unwrap();
         assert_eq!(n.name, "node1");
-        assert_eq!(n.ips, ["192.0.2.11".parse::<IpAddr>().unwrap(), "2001:db8::11".parse().unwrap()]);
+        assert_eq!(
+            n.ips,
+            [
+                "192.0.2.11".parse::<IpAddr>().unwrap(),
+                "2001:db8::11".parse().unwrap()
+            ]
+        );
         assert_eq!(n.ip_of_family(true).unwrap().to_string(), "2001:db8::11");
     }
 
@@ -271,7 +318,10 @@ mod tests {
             "node1=192.0.2.1,192.0.2.2",
             "node_1=192.0.2.1",
         ] {
-            assert!(matches!(parse_node_arg(bad), Err(AgentError::BadNodeArg(..))), "{bad}");
+            assert!(
+                matches!(parse_node_arg(bad), Err(AgentError::BadNodeArg(..))),
+                "{bad}"
+            );
         }
     }
 
@@ -285,7 +335,13 @@ mod tests {
         assert_eq!(labels[CONTROL_PLANE_LABEL], "");
         assert_eq!(node.spec.unwrap().taints.unwrap()[0].effect, "NoSchedule");
         let worker = desired_node(&parse_node_arg("node1=192.0.2.11").unwrap());
-        assert!(!worker.metadata.labels.unwrap().contains_key(CONTROL_PLANE_LABEL));
+        assert!(
+            !worker
+                .metadata
+                .labels
+                .unwrap()
+                .contains_key(CONTROL_PLANE_LABEL)
+        );
         assert!(worker.spec.unwrap().taints.is_none());
     }
 
@@ -296,19 +352,33 @@ mod tests {
             let (health, errors) = node_health(Some(&node));
             let status = desired_status(&spec, health, &now());
             let get = |t: &str| {
-                status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == t).unwrap().status.clone()
+                status
+                    .conditions
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c.type_ == t)
+                    .unwrap()
+                    .status
+                    .clone()
             };
             (get("Ready"), get("NetworkUnavailable"), errors.len())
         };
         assert_eq!(cond(mk_node(&[])), ("True".into(), "False".into(), 0));
-        assert_eq!(cond(mk_node(&[(READY_ANNOTATION, "false")])), ("False".into(), "False".into(), 0));
+        assert_eq!(
+            cond(mk_node(&[(READY_ANNOTATION, "false")])),
+            ("False".into(), "False".into(), 0)
+        );
         assert_eq!(
             cond(mk_node(&[(NETWORK_UNAVAILABLE_ANNOTATION, "true")])),
             ("True".into(), "True".into(), 0)
         );
         // Malformed values are reported and read as unhealthy.
         assert_eq!(
-            cond(mk_node(&[(READY_ANNOTATION, "yes please"), (NETWORK_UNAVAILABLE_ANNOTATION, "?")])),
+            cond(mk_node(&[
+                (READY_ANNOTATION, "yes please"),
+                (NETWORK_UNAVAILABLE_ANNOTATION, "?")
+            ])),
             ("False".into(), "True".into(), 2)
         );
     }
@@ -316,14 +386,32 @@ mod tests {
     #[test]
     fn status_match_ignores_timestamps_but_not_conditions() {
         let spec = parse_node_arg("node1=192.0.2.11").unwrap();
-        let healthy = NodeHealth { ready: true, network_unavailable: false };
+        let healthy = NodeHealth {
+            ready: true,
+            network_unavailable: false,
+        };
         let mut live = mk_node(&[]);
-        assert!(!status_matches(Some(&live), &desired_status(&spec, healthy, &now())));
+        assert!(!status_matches(
+            Some(&live),
+            &desired_status(&spec, healthy, &now())
+        ));
         live.status = Some(desired_status(&spec, healthy, &now()));
         let later = Time(k8s_openapi::jiff::Timestamp::from_second(1_000_000).unwrap());
-        assert!(status_matches(Some(&live), &desired_status(&spec, healthy, &later)));
-        let sick = NodeHealth { ready: false, network_unavailable: false };
-        assert!(!status_matches(Some(&live), &desired_status(&spec, sick, &now())));
-        assert!(!status_matches(None, &desired_status(&spec, healthy, &now())));
+        assert!(status_matches(
+            Some(&live),
+            &desired_status(&spec, healthy, &later)
+        ));
+        let sick = NodeHealth {
+            ready: false,
+            network_unavailable: false,
+        };
+        assert!(!status_matches(
+            Some(&live),
+            &desired_status(&spec, sick, &now())
+        ));
+        assert!(!status_matches(
+            None,
+            &desired_status(&spec, healthy, &now())
+        ));
     }
 }

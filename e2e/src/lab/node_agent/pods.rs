@@ -68,7 +68,11 @@ pub fn pod_ips(pod: &Pod) -> Vec<IpAddr> {
         .filter_map(|p| p.ip.parse().ok())
         .collect();
     if ips.is_empty() {
-        ips.extend(status.and_then(|s| s.pod_ip.as_ref()).and_then(|ip| ip.parse::<IpAddr>().ok()));
+        ips.extend(
+            status
+                .and_then(|s| s.pod_ip.as_ref())
+                .and_then(|ip| ip.parse::<IpAddr>().ok()),
+        );
     }
     ips
 }
@@ -92,14 +96,24 @@ fn condition(type_: &str, status: bool, now: &Time) -> PodCondition {
 }
 
 /// The status a kubelet would post for a running pod on `node`.
-pub fn desired_status(pod: &Pod, node: &NodeSpec, ips: &[IpAddr], ready: bool, now: &Time) -> PodStatus {
+pub fn desired_status(
+    pod: &Pod,
+    node: &NodeSpec,
+    ips: &[IpAddr],
+    ready: bool,
+    now: &Time,
+) -> PodStatus {
     let started = pod
         .status
         .as_ref()
         .and_then(|s| s.start_time.clone())
         .unwrap_or_else(|| now.clone());
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
     let container_statuses = containers
         .iter()
         .map(|c| ContainerStatus {
@@ -123,7 +137,12 @@ pub fn desired_status(pod: &Pod, node: &NodeSpec, ips: &[IpAddr], ready: bool, n
     PodStatus {
         phase: Some("Running".into()),
         host_ip: host_ip.clone(),
-        host_ips: Some(node.ips.iter().map(|ip| HostIP { ip: ip.to_string() }).collect()),
+        host_ips: Some(
+            node.ips
+                .iter()
+                .map(|ip| HostIP { ip: ip.to_string() })
+                .collect(),
+        ),
         pod_ip: ips.first().map(ToString::to_string),
         pod_ips: Some(ips.iter().map(|ip| PodIP { ip: ip.to_string() }).collect()),
         start_time: Some(started),
@@ -215,7 +234,10 @@ mod tests {
                 namespace: Some("default".into()),
                 uid: Some(format!("uid-{name}")),
                 annotations: Some(
-                    annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                 ),
                 ..Default::default()
             },
@@ -245,7 +267,10 @@ mod tests {
         nodes
             .iter()
             .map(|n| {
-                (n.name.clone(), BTreeMap::from([("kubernetes.io/hostname".to_string(), n.name.clone())]))
+                (
+                    n.name.clone(),
+                    BTreeMap::from([("kubernetes.io/hostname".to_string(), n.name.clone())]),
+                )
             })
             .collect()
     }
@@ -270,7 +295,10 @@ mod tests {
     #[test]
     fn readiness_follows_the_annotation() {
         assert_eq!(wants_ready(&mk_pod("a", &[])).0, true);
-        assert_eq!(wants_ready(&mk_pod("a", &[(POD_READY_ANNOTATION, "false")])).0, false);
+        assert_eq!(
+            wants_ready(&mk_pod("a", &[(POD_READY_ANNOTATION, "false")])).0,
+            false
+        );
         let (ready, err) = wants_ready(&mk_pod("a", &[(POD_READY_ANNOTATION, "maybe")]));
         assert!(!ready);
         assert!(err.unwrap().to_string().contains("maybe"));
@@ -280,7 +308,10 @@ mod tests {
     fn running_status_carries_ips_and_readiness() {
         let node = parse_node_arg("node1=192.0.2.11,2001:db8::11").unwrap();
         let mut pod = mk_pod("web-1", &[]);
-        let ips: Vec<IpAddr> = vec!["203.0.113.130".parse().unwrap(), "2001:db8:fffd::2".parse().unwrap()];
+        let ips: Vec<IpAddr> = vec![
+            "203.0.113.130".parse().unwrap(),
+            "2001:db8:fffd::2".parse().unwrap(),
+        ];
         assert!(!status_matches(&pod, &ips, &node, true));
         pod.status = Some(desired_status(&pod, &node, &ips, true, &now()));
         let s = pod.status.as_ref().unwrap();
@@ -313,14 +344,18 @@ mod tests {
         let labels = hostname_labels(&nodes);
         let mut s = Scheduler::default();
         let mut pinned = mk_pod("p", &[]);
-        pinned.spec.as_mut().unwrap().node_selector =
-            Some(BTreeMap::from([("kubernetes.io/hostname".into(), "node2".into())]));
+        pinned.spec.as_mut().unwrap().node_selector = Some(BTreeMap::from([(
+            "kubernetes.io/hostname".into(),
+            "node2".into(),
+        )]));
         for _ in 0..3 {
             assert_eq!(s.place(&pinned, &nodes, &labels).unwrap().name, "node2");
         }
         let mut on_cp = pinned.clone();
-        on_cp.spec.as_mut().unwrap().node_selector =
-            Some(BTreeMap::from([("kubernetes.io/hostname".into(), "cp".into())]));
+        on_cp.spec.as_mut().unwrap().node_selector = Some(BTreeMap::from([(
+            "kubernetes.io/hostname".into(),
+            "cp".into(),
+        )]));
         assert!(s.place(&on_cp, &nodes, &labels).is_none());
         on_cp.spec.as_mut().unwrap().tolerations = Some(vec![Toleration {
             key: Some(CONTROL_PLANE_LABEL.into()),

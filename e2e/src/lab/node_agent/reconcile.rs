@@ -28,19 +28,43 @@ pub struct Snapshot {
     pub deployments: Vec<Arc<Deployment>>,
 }
 
+// A pass yields a handful of short-lived actions; boxing the objects would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Server-side apply of the Node's labels and taints.
     ApplyNode(Node),
-    ApplyNodeStatus { name: String, status: NodeStatus },
-    Bind { namespace: String, name: String, node: String },
-    SetPodStatus { namespace: String, name: String, status: PodStatus },
+    ApplyNodeStatus {
+        name: String,
+        status: NodeStatus,
+    },
+    Bind {
+        namespace: String,
+        name: String,
+        node: String,
+    },
+    SetPodStatus {
+        namespace: String,
+        name: String,
+        status: PodStatus,
+    },
     /// `force` deletes at once (grace period 0), as a kubelet confirms a pod has stopped.
-    DeletePod { namespace: String, name: String, force: bool },
+    DeletePod {
+        namespace: String,
+        name: String,
+        force: bool,
+    },
     CreatePod(Pod),
     ApplySlice(EndpointSlice),
-    DeleteSlice { namespace: String, name: String },
-    SetDeploymentStatus { namespace: String, name: String, status: DeploymentStatus },
+    DeleteSlice {
+        namespace: String,
+        name: String,
+    },
+    SetDeploymentStatus {
+        namespace: String,
+        name: String,
+        status: DeploymentStatus,
+    },
     /// Malformed input worth a log line (reported once per distinct message).
     Warn(String),
 }
@@ -76,7 +100,10 @@ impl AgentState {
 }
 
 fn key(ns: &Option<String>, name: &Option<String>) -> (String, String) {
-    (ns.clone().unwrap_or_default(), name.clone().unwrap_or_default())
+    (
+        ns.clone().unwrap_or_default(),
+        name.clone().unwrap_or_default(),
+    )
 }
 
 pub fn reconcile(
@@ -99,7 +126,9 @@ pub fn reconcile(
         let live = live_nodes.get(spec.name.as_str()).copied();
         let desired = nodes::desired_node(spec);
         let labels_ok = desired.metadata.labels.iter().flatten().all(|(k, v)| {
-            live.and_then(|n| n.metadata.labels.as_ref()).and_then(|l| l.get(k)) == Some(v)
+            live.and_then(|n| n.metadata.labels.as_ref())
+                .and_then(|l| l.get(k))
+                == Some(v)
         });
         if !labels_ok {
             out.push(Action::ApplyNode(desired));
@@ -128,7 +157,12 @@ pub fn reconcile(
     state.ipam.retain(&live_uids);
     let node_labels: BTreeMap<String, BTreeMap<String, String>> = live_nodes
         .iter()
-        .map(|(name, n)| (name.to_string(), n.metadata.labels.clone().unwrap_or_default()))
+        .map(|(name, n)| {
+            (
+                name.to_string(),
+                n.metadata.labels.clone().unwrap_or_default(),
+            )
+        })
         .collect();
 
     for pod in &snap.pods {
@@ -136,7 +170,11 @@ pub fn reconcile(
         let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
         if pods::is_terminating(pod) {
             if node_name.as_deref().is_none_or(|n| ours.contains_key(n)) {
-                out.push(Action::DeletePod { namespace, name, force: true });
+                out.push(Action::DeletePod {
+                    namespace,
+                    name,
+                    force: true,
+                });
             }
             continue;
         }
@@ -147,7 +185,10 @@ pub fn reconcile(
                     name,
                     node: node.name.clone(),
                 }),
-                None => state.warn(&mut out, format!("pod {namespace}/{name}: no lab node fits it")),
+                None => state.warn(
+                    &mut out,
+                    format!("pod {namespace}/{name}: no lab node fits it"),
+                ),
             }
             continue;
         };
@@ -159,7 +200,10 @@ pub fn reconcile(
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let Some(ips) = state.ipam.ips_for(&uid) else {
-            state.warn(&mut out, format!("pod {namespace}/{name}: the pod CIDR is full"));
+            state.warn(
+                &mut out,
+                format!("pod {namespace}/{name}: the pod CIDR is full"),
+            );
             continue;
         };
         let (ready, err) = pods::wants_ready(pod);
@@ -239,15 +283,23 @@ pub fn reconcile(
             });
         }
     }
-    state.pending_creates.retain(|uid, _| deployment_uids.contains(uid));
+    state
+        .pending_creates
+        .retain(|uid, _| deployment_uids.contains(uid));
     // Garbage collection of pods whose Deployment is gone (no controller-manager here).
     for pod in &snap.pods {
         let orphaned = pod.metadata.owner_references.iter().flatten().any(|o| {
-            o.kind == "Deployment" && o.controller == Some(true) && !deployment_uids.contains(&o.uid)
+            o.kind == "Deployment"
+                && o.controller == Some(true)
+                && !deployment_uids.contains(&o.uid)
         });
         if orphaned && !pods::is_terminating(pod) {
             let (namespace, name) = key(&pod.metadata.namespace, &pod.metadata.name);
-            out.push(Action::DeletePod { namespace, name, force: false });
+            out.push(Action::DeletePod {
+                namespace,
+                name,
+                force: false,
+            });
         }
     }
     out
@@ -317,7 +369,9 @@ mod tests {
     }
 
     fn run(snap: &Snapshot, st: &mut AgentState) -> Vec<Action> {
-        reconcile(&specs(), snap, st, &now(), Instant::now(), || [1, 2, 3, 4, 5])
+        reconcile(&specs(), snap, st, &now(), Instant::now(), || {
+            [1, 2, 3, 4, 5]
+        })
     }
 
     /// Applies the actions to the snapshot as an API server would, for convergence tests.
@@ -325,7 +379,11 @@ mod tests {
         for a in actions {
             match a {
                 Action::ApplyNode(n) => {
-                    if !snap.nodes.iter().any(|x| x.metadata.name == n.metadata.name) {
+                    if !snap
+                        .nodes
+                        .iter()
+                        .any(|x| x.metadata.name == n.metadata.name)
+                    {
                         snap.nodes.push(Arc::new(n.clone()));
                     }
                 }
@@ -354,12 +412,12 @@ mod tests {
                     snap.slices.retain(|x| x.metadata.name != s.metadata.name);
                     snap.slices.push(Arc::new(s.clone()));
                 }
-                Action::DeleteSlice { name, .. } => {
-                    snap.slices.retain(|x| x.metadata.name.as_deref() != Some(name))
-                }
-                Action::DeletePod { name, .. } => {
-                    snap.pods.retain(|x| x.metadata.name.as_deref() != Some(name))
-                }
+                Action::DeleteSlice { name, .. } => snap
+                    .slices
+                    .retain(|x| x.metadata.name.as_deref() != Some(name)),
+                Action::DeletePod { name, .. } => snap
+                    .pods
+                    .retain(|x| x.metadata.name.as_deref() != Some(name)),
                 _ => {}
             }
         }
@@ -368,7 +426,10 @@ mod tests {
     #[test]
     fn converges_to_registered_nodes_running_pods_and_slices_then_goes_quiet() {
         let mut snap = Snapshot {
-            pods: vec![Arc::new(mk_pod("a", Some("node1"))), Arc::new(mk_pod("b", None))],
+            pods: vec![
+                Arc::new(mk_pod("a", Some("node1"))),
+                Arc::new(mk_pod("b", None)),
+            ],
             services: vec![Arc::new(mk_service())],
             ..Default::default()
         };
@@ -377,7 +438,11 @@ mod tests {
             let actions = run(&snap, &mut st);
             apply(&mut snap, &actions);
         }
-        assert_eq!(run(&snap, &mut st), Vec::new(), "a converged cluster needs no writes");
+        assert_eq!(
+            run(&snap, &mut st),
+            Vec::new(),
+            "a converged cluster needs no writes"
+        );
         assert_eq!(snap.nodes.len(), 2);
         let slice = &snap.slices[0];
         let mut endpoints: Vec<(String, String)> = slice
@@ -405,10 +470,18 @@ mod tests {
             let actions = run(&snap, &mut st);
             apply(&mut snap, &actions);
         }
-        let ready = |snap: &Snapshot| snap.slices[0].endpoints.as_ref().unwrap()[0].conditions.clone().unwrap().ready;
+        let ready = |snap: &Snapshot| {
+            snap.slices[0].endpoints.as_ref().unwrap()[0]
+                .conditions
+                .clone()
+                .unwrap()
+                .ready
+        };
         assert_eq!(ready(&snap), Some(true));
-        Arc::make_mut(&mut snap.pods[0]).metadata.annotations =
-            Some(BTreeMap::from([(pods::POD_READY_ANNOTATION.into(), "false".into())]));
+        Arc::make_mut(&mut snap.pods[0]).metadata.annotations = Some(BTreeMap::from([(
+            pods::POD_READY_ANNOTATION.into(),
+            "false".into(),
+        )]));
         for _ in 0..3 {
             let actions = run(&snap, &mut st);
             apply(&mut snap, &actions);
@@ -434,7 +507,11 @@ mod tests {
             name: "a".into(),
             force: true
         }));
-        assert!(!actions.iter().any(|a| matches!(a, Action::DeletePod { name, .. } if name == "f")));
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, Action::DeletePod { name, .. } if name == "f"))
+        );
         assert!(actions.contains(&Action::DeleteSlice {
             namespace: "default".into(),
             name: "web-ipv4".into()
@@ -444,15 +521,25 @@ mod tests {
     #[test]
     fn pods_on_foreign_nodes_are_left_alone_and_warnings_are_not_repeated() {
         let mut bad = mk_pod("bad", Some("node1"));
-        bad.metadata.annotations = Some(BTreeMap::from([(pods::POD_READY_ANNOTATION.into(), "perhaps".into())]));
+        bad.metadata.annotations = Some(BTreeMap::from([(
+            pods::POD_READY_ANNOTATION.into(),
+            "perhaps".into(),
+        )]));
         let snap = Snapshot {
             pods: vec![Arc::new(mk_pod("x", Some("elsewhere"))), Arc::new(bad)],
             ..Default::default()
         };
         let mut st = state();
         let actions = run(&snap, &mut st);
-        assert!(!actions.iter().any(|a| matches!(a, Action::SetPodStatus { name, .. } if name == "x")));
-        let warnings = actions.iter().filter(|a| matches!(a, Action::Warn(w) if w.contains("perhaps"))).count();
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, Action::SetPodStatus { name, .. } if name == "x"))
+        );
+        let warnings = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Warn(w) if w.contains("perhaps")))
+            .count();
         assert_eq!(warnings, 1);
         let again = run(&snap, &mut st);
         assert!(!again.iter().any(|a| matches!(a, Action::Warn(_))));

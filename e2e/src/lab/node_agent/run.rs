@@ -19,11 +19,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::AgentError;
 use super::endpoints::{MANAGED_BY, MANAGED_BY_LABEL};
 use super::ipam::PodIpam;
 use super::nodes::NodeSpec;
 use super::reconcile::{Action, AgentState, Snapshot, reconcile};
-use super::AgentError;
 
 const MANAGER: &str = "lab-node-agent";
 /// A pass also runs this often without any change, to retry failed writes.
@@ -38,7 +38,11 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(nodes: Vec<NodeSpec>, control_planes: &[String], pod_cidrs: Vec<String>) -> Result<Self, AgentError> {
+    pub fn new(
+        nodes: Vec<NodeSpec>,
+        control_planes: &[String],
+        pod_cidrs: Vec<String>,
+    ) -> Result<Self, AgentError> {
         let mut nodes = nodes;
         for cp in control_planes {
             let node = nodes
@@ -87,15 +91,31 @@ where
 /// Runs until `cancel` fires.
 pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     let changed = Arc::new(Notify::new());
-    let nodes = reflect(Api::<Node>::all(client.clone()), watcher::Config::default(), changed.clone());
-    let pods = reflect(Api::<Pod>::all(client.clone()), watcher::Config::default(), changed.clone());
-    let services = reflect(Api::<Service>::all(client.clone()), watcher::Config::default(), changed.clone());
+    let nodes = reflect(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let pods = reflect(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let services = reflect(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
     let slices = reflect(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
         changed.clone(),
     );
-    let deployments = reflect(Api::<Deployment>::all(client.clone()), watcher::Config::default(), changed.clone());
+    let deployments = reflect(
+        Api::<Deployment>::all(client.clone()),
+        watcher::Config::default(),
+        changed.clone(),
+    );
     ready(&nodes, "nodes").await;
     ready(&pods, "pods").await;
     ready(&services, "services").await;
@@ -113,11 +133,18 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> a
             deployments: deployments.state(),
         };
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let actions = reconcile(&config.nodes, &snapshot, &mut state, &now, Instant::now(), || {
-            let mut b = [0u8; 5];
-            rand::rng().fill_bytes(&mut b);
-            b
-        });
+        let actions = reconcile(
+            &config.nodes,
+            &snapshot,
+            &mut state,
+            &now,
+            Instant::now(),
+            || {
+                let mut b = [0u8; 5];
+                rand::rng().fill_bytes(&mut b);
+                b
+            },
+        );
         for action in actions {
             if let Err(e) = execute(&client, &action).await {
                 warn!(error = %e, action = describe(&action), "write failed; will retry");
@@ -133,15 +160,36 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> a
 
 fn describe(action: &Action) -> String {
     match action {
-        Action::ApplyNode(n) => format!("register node {}", n.metadata.name.as_deref().unwrap_or_default()),
+        Action::ApplyNode(n) => format!(
+            "register node {}",
+            n.metadata.name.as_deref().unwrap_or_default()
+        ),
         Action::ApplyNodeStatus { name, .. } => format!("status of node {name}"),
-        Action::Bind { namespace, name, node } => format!("bind {namespace}/{name} to {node}"),
-        Action::SetPodStatus { namespace, name, .. } => format!("status of pod {namespace}/{name}"),
-        Action::DeletePod { namespace, name, .. } => format!("delete pod {namespace}/{name}"),
-        Action::CreatePod(p) => format!("create pod {}", p.metadata.name.as_deref().unwrap_or_default()),
-        Action::ApplySlice(s) => format!("endpointslice {}", s.metadata.name.as_deref().unwrap_or_default()),
-        Action::DeleteSlice { namespace, name } => format!("delete endpointslice {namespace}/{name}"),
-        Action::SetDeploymentStatus { namespace, name, .. } => format!("status of deployment {namespace}/{name}"),
+        Action::Bind {
+            namespace,
+            name,
+            node,
+        } => format!("bind {namespace}/{name} to {node}"),
+        Action::SetPodStatus {
+            namespace, name, ..
+        } => format!("status of pod {namespace}/{name}"),
+        Action::DeletePod {
+            namespace, name, ..
+        } => format!("delete pod {namespace}/{name}"),
+        Action::CreatePod(p) => format!(
+            "create pod {}",
+            p.metadata.name.as_deref().unwrap_or_default()
+        ),
+        Action::ApplySlice(s) => format!(
+            "endpointslice {}",
+            s.metadata.name.as_deref().unwrap_or_default()
+        ),
+        Action::DeleteSlice { namespace, name } => {
+            format!("delete endpointslice {namespace}/{name}")
+        }
+        Action::SetDeploymentStatus {
+            namespace, name, ..
+        } => format!("status of deployment {namespace}/{name}"),
         Action::Warn(w) => w.clone(),
     }
 }
@@ -160,14 +208,22 @@ async fn execute(client: &Client, action: &Action) -> Result<(), kube::Error> {
         Action::ApplyNode(node) => {
             let api: Api<Node> = Api::all(client.clone());
             let name = node.metadata.name.clone().unwrap_or_default();
-            api.patch(&name, &apply, &Patch::Apply(node)).await.map(drop)
+            api.patch(&name, &apply, &Patch::Apply(node))
+                .await
+                .map(drop)
         }
         Action::ApplyNodeStatus { name, status } => {
             let api: Api<Node> = Api::all(client.clone());
             let body = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": name }, "status": status });
-            api.patch_status(name, &apply, &Patch::Apply(&body)).await.map(drop)
+            api.patch_status(name, &apply, &Patch::Apply(&body))
+                .await
+                .map(drop)
         }
-        Action::Bind { namespace, name, node } => {
+        Action::Bind {
+            namespace,
+            name,
+            node,
+        } => {
             let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
             let binding = Binding {
                 metadata: ObjectMeta {
@@ -196,40 +252,74 @@ async fn execute(client: &Client, action: &Action) -> Result<(), kube::Error> {
                 // An API server without the binding subresource: set the field directly.
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 405 => {
                     let patch = json!({ "spec": { "nodeName": node } });
-                    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(drop)
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .map(drop)
                 }
                 Err(e) => Err(e),
             }
         }
-        Action::SetPodStatus { namespace, name, status } => {
+        Action::SetPodStatus {
+            namespace,
+            name,
+            status,
+        } => {
             let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
             let patch = json!({ "status": status });
-            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(drop)
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop)
         }
-        Action::DeletePod { namespace, name, force } => {
+        Action::DeletePod {
+            namespace,
+            name,
+            force,
+        } => {
             let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            let params = if *force { DeleteParams::default().grace_period(0) } else { DeleteParams::default() };
+            let params = if *force {
+                DeleteParams::default().grace_period(0)
+            } else {
+                DeleteParams::default()
+            };
             tolerate(api.delete(name, &params).await.map(drop), &[404])
         }
         Action::CreatePod(pod) => {
-            let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let ns = pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
             let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-            tolerate(api.create(&PostParams::default(), pod).await.map(drop), &[409])
+            tolerate(
+                api.create(&PostParams::default(), pod).await.map(drop),
+                &[409],
+            )
         }
         Action::ApplySlice(slice) => {
             let ns = slice.metadata.namespace.clone().unwrap_or_default();
             let name = slice.metadata.name.clone().unwrap_or_default();
             let api: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
-            api.patch(&name, &apply, &Patch::Apply(slice)).await.map(drop)
+            api.patch(&name, &apply, &Patch::Apply(slice))
+                .await
+                .map(drop)
         }
         Action::DeleteSlice { namespace, name } => {
             let api: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
-            tolerate(api.delete(name, &DeleteParams::default()).await.map(drop), &[404])
+            tolerate(
+                api.delete(name, &DeleteParams::default()).await.map(drop),
+                &[404],
+            )
         }
-        Action::SetDeploymentStatus { namespace, name, status } => {
+        Action::SetDeploymentStatus {
+            namespace,
+            name,
+            status,
+        } => {
             let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
             let patch = json!({ "status": status });
-            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(drop)
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop)
         }
         Action::Warn(message) => {
             warn!("{message}");
