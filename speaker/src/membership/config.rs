@@ -18,7 +18,7 @@ pub enum ConfigError {
 }
 
 /// Tunables of the failure detector. The defaults detect a failure within
-/// [`Config::detection_bound`] = 450 ms (plus network delay) on a LAN.
+/// [`Config::detection_bound`] = 450 ms (plus the variation of network delay) on a LAN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// How often each member probes the members it monitors.
