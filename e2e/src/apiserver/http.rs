@@ -262,10 +262,26 @@ async fn resource(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = req.body();
-    if body.len() > MAX_BODY {
+    if req.body().len() > MAX_BODY {
         return Err(ApiError::TooLarge("the request is too large".into()));
     }
+    // Typed Go clients send protobuf; everything below works on JSON.
+    let converted: Bytes;
+    let is_protobuf = content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with(super::protobuf::CONTENT_TYPE));
+    let (body, content_type) = if is_protobuf && !req.body().is_empty() {
+        let v = super::protobuf::decode(req.body()).map_err(|e| match e {
+            super::protobuf::ProtoError::NoMagic | super::protobuf::ProtoError::Malformed(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            other => ApiError::UnsupportedMediaType(other.to_string()),
+        })?;
+        converted = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        (&converted, Some("application/json".to_string()))
+    } else {
+        (req.body(), content_type)
+    };
     let mut r = Req {
         def: def.clone(),
         path: &rp,

@@ -25,6 +25,7 @@ pub mod names;
 pub mod openapi;
 pub mod patch;
 pub mod persist;
+pub mod protobuf;
 pub mod registry;
 pub mod request;
 pub mod rest;

@@ -613,6 +613,9 @@ impl ApiServer {
 
         // 7. Validation.
         let mut stored = kinds::to_storage(&def, candidate.clone(), &storage_def);
+        if let Some(cur) = &current {
+            kinds::normalize_update(&def, cur, &mut stored, status_only);
+        }
         let errs = kinds::validate(&def, &candidate, &stored);
         if !errs.is_empty() {
             return Err(ApiError::Invalid {
@@ -726,27 +729,27 @@ impl ApiServer {
             let mut probe = config.clone();
             let mut report = PruneReport::default();
             schema_validate::prune(&mut probe, schema, &mut report);
-            if let Some(p) = report.unknown.first() {
-                let gvk = if def.group.is_empty() {
-                    format!("/{}, Kind={}", def.version, def.kind)
-                } else {
-                    format!("{}/{}, Kind={}", def.group, def.version, def.kind)
-                };
-                let ns = req.namespace();
-                let msg = format!(
-                    "failed to create typed patch object ({ns}/{name}; {gvk}): .{p}: field not declared in schema"
-                );
+            let gvk = if def.group.is_empty() {
+                format!("/{}, Kind={}", def.version, def.kind)
+            } else {
+                format!("{}/{}, Kind={}", def.group, def.version, def.kind)
+            };
+            let ns = req.namespace();
+            let problem = match (report.unknown.first(), report.wrong_type.first()) {
+                (Some(p), _) => Some(format!(".{p}: field not declared in schema")),
+                (None, Some((p, want, found))) => {
+                    Some(format!(".{p}: expected {}, got {found}", want.name()))
+                }
+                (None, None) => None,
+            };
+            if let Some(problem) = problem {
+                let msg =
+                    format!("failed to create typed patch object ({ns}/{name}; {gvk}): {problem}");
                 return Err(if req.query.validation() == "Strict" {
                     ApiError::BadRequest(msg)
                 } else {
                     ApiError::Internal(msg)
                 });
-            }
-            if let Some((p, want, found)) = report.wrong_type.first() {
-                return Err(ApiError::BadRequest(format!(
-                    ".{p}: expected {}, got {found}",
-                    want.name()
-                )));
             }
         }
         let current_view = current.map(|c| self.view(def, c));
@@ -756,14 +759,26 @@ impl ApiServer {
             scope: req.scope(),
             now,
         };
-        let mut merged = fieldmanager::apply::apply(
+        let mut result = fieldmanager::apply::apply(
             current_view.as_ref(),
             &config,
             def.schema.as_deref(),
             req.query.force,
             &writer,
-        )
-        .map_err(|e| match e {
+        );
+        if let (Err(ApplyError::Conflicts(cs)), Some(live)) = (&result, &current_view)
+            && manager == "kubectl"
+            && fieldmanager::apply::allowed_by_last_applied(live, cs, def.schema.as_deref())
+        {
+            result = fieldmanager::apply::apply(
+                current_view.as_ref(),
+                &config,
+                def.schema.as_deref(),
+                true,
+                &writer,
+            );
+        }
+        let mut merged = result.map_err(|e| match e {
             ApplyError::Conflicts(cs) => ApiError::ApplyConflict {
                 subject: req.subject(&name),
                 message: ApplyError::Conflicts(cs.clone()).to_string(),

@@ -23,7 +23,10 @@ pub struct Conflict {
     pub manager: String,
     /// `using v1` for Update managers.
     pub api_version: Option<String>,
+    /// The path as conflict messages show it.
     pub path: String,
+    /// The path as field-set elements.
+    pub elements: Vec<String>,
 }
 
 impl Conflict {
@@ -163,6 +166,7 @@ pub fn apply(
                         manager,
                         api_version,
                         path: display_path(&p),
+                        elements: p,
                     })
                     .collect(),
             ));
@@ -228,6 +232,42 @@ fn insert_member(set: &mut FieldSet, path: &[String]) {
         cur = cur.children.entry(p.clone()).or_default();
     }
     cur.member = true;
+}
+
+/// Conflicts kubectl's own first server-side apply may override: fields whose live value is
+/// still what the client-side `last-applied-configuration` annotation recorded. This is how the
+/// API server lets `kubectl apply --server-side` take over objects `kubectl apply` created.
+pub fn allowed_by_last_applied(
+    live: &Value,
+    conflicts: &[Conflict],
+    schema: Option<&Schema>,
+) -> bool {
+    let Some(text) =
+        live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+    else {
+        return false;
+    };
+    let Ok(last) = serde_json::from_str::<Value>(text) else {
+        return false;
+    };
+    let Ok(last_set) = set::set_of(&last, schema) else {
+        return false;
+    };
+    let Ok((differs, _)) = set::diff(Some(&last), Some(live), schema) else {
+        return false;
+    };
+    let allowed = last_set.difference(&differs);
+    conflicts.iter().all(|c| {
+        let mut cur = &allowed;
+        for e in &c.elements {
+            match cur.children.get(e) {
+                Some(n) => cur = n,
+                None => return false,
+            }
+        }
+        cur.member
+    })
 }
 
 /// The `v:` element for a set value (re-exported for tests).
@@ -408,5 +448,42 @@ mod tests {
             json!(["a", "b"])
         );
         assert_eq!(set_element(&json!("a")), "v:\"a\"");
+    }
+
+    #[test]
+    fn kubectl_takes_over_fields_it_applied_client_side() {
+        let s = sch();
+        let la = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},"spec":{"ports":[{"port":80,"targetPort":9090}],"type":"LoadBalancer"}}"#;
+        let mut live = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": la}},
+                              "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP", "targetPort": 9090}]}});
+        super::super::track_update(
+            None,
+            &mut live,
+            Some(&s),
+            &writer("kubectl-client-side-apply"),
+        )
+        .unwrap();
+        let c = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "targetPort": 7070}]}});
+        let ApplyError::Conflicts(cs) =
+            apply(Some(&live), &c, Some(&s), false, &writer("kubectl")).unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(allowed_by_last_applied(&live, &cs, Some(&s)));
+        // A field someone changed after the client-side apply is a real conflict.
+        let mut edited = live.clone();
+        edited["spec"]["ports"][0]["targetPort"] = json!(1234);
+        let ApplyError::Conflicts(cs) =
+            apply(Some(&edited), &c, Some(&s), false, &writer("kubectl")).unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(!allowed_by_last_applied(&edited, &cs, Some(&s)));
+        let mut no_annotation = live.clone();
+        no_annotation["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        assert!(!allowed_by_last_applied(&no_annotation, &cs, Some(&s)));
     }
 }

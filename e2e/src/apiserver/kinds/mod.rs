@@ -89,7 +89,9 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value, minor: u32) {
             if obj["spec"].get("revisionHistoryLimit").is_none() && obj["spec"].is_object() {
                 obj["spec"]["revisionHistoryLimit"] = json!(10);
             }
-            pod::default_pod_spec(&mut obj["spec"]["template"]["spec"]);
+            if let Some(pod_spec) = obj.pointer_mut("/spec/template/spec") {
+                pod::default_pod_spec(pod_spec);
+            }
         }
         Behavior::Secret => {
             if obj.get("type").is_none_or(Value::is_null) {
@@ -97,6 +99,14 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value, minor: u32) {
             }
         }
         _ => {}
+    }
+}
+
+/// Adjusts an update before validation, as the API server's PrepareForUpdate does (for
+/// Services: keep allocated values the client left out, drop what the new type does not use).
+pub fn normalize_update(def: &ResourceDef, old: &Value, new: &mut Value, status_only: bool) {
+    if def.behavior == Behavior::Service && !status_only {
+        service::carry_over_allocations(old, new);
     }
 }
 
@@ -213,7 +223,6 @@ pub fn prepare_update(
 ) -> Result<Prepared, Vec<FieldError>> {
     match def.behavior {
         Behavior::Service if !status_only => {
-            service::carry_over_allocations(old, new);
             let errs = service::validate_update(old, new);
             if !errs.is_empty() {
                 return Err(errs);

@@ -27,7 +27,7 @@ pub fn default_pod_spec(spec: &mut Value) {
         set(spec, "serviceAccount", sa);
     }
     for list in ["containers", "initContainers"] {
-        if let Some(cs) = spec[list].as_array_mut() {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs {
                 if !c.is_object() {
                     continue;
@@ -51,7 +51,7 @@ pub fn default_pod_spec(spec: &mut Value) {
                 if c.get("resources").is_none_or(Value::is_null) {
                     c["resources"] = json!({});
                 }
-                if let Some(ports) = c["ports"].as_array_mut() {
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports {
                         if p.is_object() && p.get("protocol").is_none_or(Value::is_null) {
                             p["protocol"] = json!("TCP");
@@ -179,7 +179,7 @@ pub fn validate(pod: &Value) -> Vec<FieldError> {
 fn mutable_view(spec: &Value) -> Value {
     let mut s = spec.clone();
     for list in ["containers", "initContainers"] {
-        if let Some(cs) = s[list].as_array_mut() {
+        if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs {
                 if let Some(m) = c.as_object_mut() {
                     m.remove("image");

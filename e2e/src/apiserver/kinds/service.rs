@@ -261,7 +261,7 @@ pub fn apply_defaults(svc: &mut Value, minor: u32) {
     {
         spec["allocateLoadBalancerNodePorts"] = json!(true);
     }
-    if let Some(ports) = spec["ports"].as_array_mut() {
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports {
             if !p.is_object() {
                 continue;
@@ -644,7 +644,7 @@ pub fn carry_over_allocations(old: &Value, new: &mut Value) {
     }
     let old_ports: Vec<Value> = os["ports"].as_array().cloned().unwrap_or_default();
     if needs_node_ports(os) && needs_node_ports(ns) {
-        if let Some(ports) = ns["ports"].as_array_mut() {
+        if let Some(ports) = ns.get_mut("ports").and_then(Value::as_array_mut) {
             for p in ports {
                 if p["nodePort"].as_i64().unwrap_or(0) != 0 {
                     continue;
@@ -660,7 +660,7 @@ pub fn carry_over_allocations(old: &Value, new: &mut Value) {
             }
         }
     } else if needs_node_ports(os) && !needs_node_ports(ns) {
-        if let Some(ports) = ns["ports"].as_array_mut() {
+        if let Some(ports) = ns.get_mut("ports").and_then(Value::as_array_mut) {
             for p in ports {
                 let unchanged = old_ports
                     .iter()
@@ -861,8 +861,9 @@ impl ServiceNetworks {
         if needs_node_ports(spec) {
             let mut by_port: BTreeMap<i64, u16> = BTreeMap::new();
             let mut n = self.lock();
-            let ports = spec["ports"]
-                .as_array_mut()
+            let ports = spec
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
                 .map(|p| p.as_mut_slice())
                 .unwrap_or_default();
             // Requested ports first, so that automatic ones never take them.
