@@ -12,6 +12,19 @@ use e2e::harness::lock::LabLock;
 use e2e::harness::{Cluster, LabOptions, wait_for};
 use e2e::lab::topology::{self, Topology};
 
+const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: registry.k8s.io/e2e-test-images/agnhost:2.53}
+"#;
+
 /// What the root namespace and the process table look like, as far as a lab could touch them.
 #[derive(Debug, PartialEq, Eq)]
 struct Footprint {
@@ -129,15 +142,7 @@ fn down_after_a_scenario_leaves_nothing() {
     );
     assert!(Path::new(&format!("/sys/class/net/{}-mgmt", t.plan.id)).exists());
     // A small scenario, plus a stray process started through `lab exec`.
-    cluster
-        .kubectl(&[
-            "create",
-            "deployment",
-            "web",
-            "--image=registry.k8s.io/e2e-test-images/agnhost:2.53",
-            "--replicas=2",
-        ])
-        .unwrap();
+    cluster.apply(DEPLOYMENT).unwrap();
     wait_for("two web pods", Duration::from_secs(30), || {
         let pods = cluster
             .kubectl(&["get", "pods", "-l", "app=web", "-o", "name"])

@@ -80,13 +80,16 @@ fn program_of(raw: u32) -> Option<PathBuf> {
 }
 
 /// Whether `raw` is a live (non-zombie) process running `program`. Right after `spawn` the
-/// pid may still be our own fork, or `ip netns exec` about to exec the program; that counts.
+/// pid may still be our own fork, or `ip netns exec` about to exec the program, or between
+/// the two; that counts.
 pub fn is_running(raw: u32, program: &Path) -> bool {
     match state(raw) {
         None | Some('Z') | Some('X') => false,
         Some(_) => program_of(raw).is_some_and(|p| {
             let me = std::env::current_exe().ok();
-            p == program
+            // Empty while the kernel is in the middle of exec.
+            p.as_os_str().is_empty()
+                || p == program
                 || p.file_name() == program.file_name()
                 || p.file_name().is_some_and(|n| n == "ip")
                 || me.is_some_and(|me| p == me)
