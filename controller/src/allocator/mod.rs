@@ -21,8 +21,11 @@
 //! - a failed operation changes nothing: a service that held addresses keeps them;
 //! - `assign` with a request its current addresses still satisfy is a no-op, so reconciling
 //!   never moves an address; only a changed request or changed pools move a service;
-//! - every operation costs O(log n): free addresses are interval sets over `u128`, so a /64
-//!   costs what a /24 costs, and no pool is ever scanned address by address.
+//! - no pool is ever scanned address by address: free addresses are interval sets over `u128`
+//!   (a /64 costs what a /24 costs), so taking the lowest free address, holding or releasing
+//!   one is O(log n). The only lists walked are short by nature: the pools (to order
+//!   candidates) and, for a service with a sharing key asking for an automatic address, the
+//!   addresses already held under that same key.
 
 mod error;
 mod intervals;
@@ -259,7 +262,8 @@ impl Allocator {
         })
     }
 
-    /// Every service and what it holds, ordered by key.
+    /// Every service and what it holds, ordered by key. Sorts, so it is meant for whole-state
+    /// passes (status, metrics, tests); use [`Allocator::assignment`] for one service.
     pub fn assignments(&self) -> impl Iterator<Item = (&ServiceKey, Assignment)> {
         let mut all: Vec<(&ServiceKey, &Holding)> =
             self.services.iter().map(|(k, h)| (&**k, h)).collect();
