@@ -156,6 +156,17 @@ impl Env<'_> {
     }
 }
 
+/// ironlb-controller's admin port (its `--admin-addr` default).
+pub const CONTROLLER_ADMIN_PORT: u16 = 7472;
+
+/// Where the controller reports readiness, reachable from the segment.
+pub fn controller_readyz(plan: &LabPlan) -> String {
+    format!(
+        "http://{}:{CONTROLLER_ADMIN_PORT}/readyz",
+        plan.control_plane().ipv4
+    )
+}
+
 /// The URL on which a kube-proxy stand-in reports health, reachable from the segment.
 pub fn kube_proxy_healthz(host: &HostPlan) -> String {
     format!("http://{}:{KUBE_PROXY_HEALTHZ_PORT}/healthz", host.ipv4)

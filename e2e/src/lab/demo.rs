@@ -24,6 +24,9 @@ kind: L2Advertisement
 metadata:
   name: demo
   namespace: ironlb-system
+spec:
+  ipAddressPools:
+  - demo
 "#;
 
 /// A pod image that answers HTTP like the lab's kube-proxy stand-in does, for when the same

@@ -328,6 +328,13 @@ async fn bring_up(topology: &mut Topology, opts: &UpOptions) -> Result<()> {
     if decide(opts.controller, &controller.program, "ironlb-controller")? {
         started.push(controller.name.clone());
         start(topology, controller)?;
+        let cp = plan.control_plane();
+        wait_http_in(
+            &lab,
+            &cp.netns,
+            &components::controller_readyz(&plan),
+            opts.timeout,
+        )?;
     }
     let speakers: Vec<ProcessRecord> = plan.nodes().map(|h| env.speaker(h)).collect();
     if let Some(first) = speakers.first()
@@ -596,6 +603,14 @@ async fn wait_ready(lab: &Path, t: &Topology, names: &[String], timeout: Duratio
     for name in names {
         if name == "apiserver" {
             kube_setup::wait_api_ready(&t.kubeconfig, timeout, alive_check(t, name)).await?;
+        } else if name == "controller" {
+            let cp = t.plan.control_plane();
+            wait_http_in(
+                lab,
+                &cp.netns,
+                &components::controller_readyz(&t.plan),
+                timeout,
+            )?;
         } else if let Some(host) = name.strip_prefix("kube-proxy-") {
             let h = t.host(host)?;
             wait_http_in(lab, &h.netns, &components::kube_proxy_healthz(h), timeout)?;
