@@ -145,7 +145,7 @@ impl Env<'_> {
         let args = vec![
             "--namespace".into(),
             IRONLB_NAMESPACE.into(),
-            "--memberlist-key-file".into(),
+            "--membership-key-file".into(),
             key.display().to_string(),
         ];
         let mut env = self.internal_kubeconfig_env();
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(speaker.env["NODE_NAME"], "node2");
         assert_eq!(flag(&speaker.args, "--namespace"), ["ironlb-system"]);
         assert_eq!(
-            flag(&speaker.args, "--memberlist-key-file"),
+            flag(&speaker.args, "--membership-key-file"),
             ["/d/memberlist.key"]
         );
         assert_eq!(proxy.name, "kube-proxy-node2");

@@ -213,9 +213,11 @@ async fn execute(client: &Client, action: &Action) -> Result<(), kube::Error> {
                 .map(drop)
         }
         Action::ApplyNodeStatus { name, status } => {
+            // A merge patch, as kubelets do: server-side apply cannot express a dual-stack
+            // node, whose addresses list holds two InternalIP entries under the map key `type`.
             let api: Api<Node> = Api::all(client.clone());
-            let body = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": name }, "status": status });
-            api.patch_status(name, &apply, &Patch::Apply(&body))
+            let body = json!({ "status": status });
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
                 .await
                 .map(drop)
         }
