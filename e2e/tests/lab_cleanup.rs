@@ -75,10 +75,10 @@ fn processes_in(inodes: &BTreeSet<u64>) -> Vec<u32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if let Ok(meta) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
-            if inodes.contains(&meta.ino()) {
-                found.push(pid);
-            }
+        if let Ok(meta) = std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            && inodes.contains(&meta.ino())
+        {
+            found.push(pid);
         }
     }
     found
