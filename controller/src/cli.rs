@@ -92,7 +92,8 @@ pub struct Args {
     #[arg(long, env = "IRONLB_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
-    /// API writes in flight at most (Service status, annotations, pool status).
+    /// Service status writes in flight at most. Annotation and pool status writes get a
+    /// quarter of this on top, and Events another quarter.
     #[arg(long, env = "IRONLB_WRITE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub write_concurrency: u16,
 
@@ -190,6 +191,8 @@ impl Args {
             },
             writer: WriterConfig {
                 concurrency: usize::from(self.write_concurrency),
+                background_concurrency: usize::from(self.write_concurrency / 4).max(1),
+                event_concurrency: usize::from(self.write_concurrency / 4).max(1),
                 pool_status_interval: self.pool_status_interval,
                 backoff: Backoff::default(),
                 instance: identity,
@@ -313,6 +316,8 @@ mod tests {
         assert_eq!(s.writer.instance, "pod-a");
         assert_eq!(s.lease.retry_period, Duration::from_millis(500));
         assert_eq!(s.writer.concurrency, 8);
+        assert_eq!(s.writer.background_concurrency, 2);
+        assert_eq!(s.writer.event_concurrency, 2);
         assert_eq!(s.writer.pool_status_interval, Duration::from_millis(250));
         assert_eq!(args.log_level, "debug");
         assert_eq!(args.log_format, LogFormat::Json);

@@ -104,7 +104,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             end = &mut hold => (end == LeadershipEnd::Lost, false),
             () = shutdown.cancelled() => (false, false),
             _ = &mut work => {
-                tracing::error!("the leader's work ended by itself; giving up the Lease");
+                if !shutdown.is_cancelled() {
+                    tracing::error!("the leader's work ended by itself; giving up the Lease");
+                }
                 (false, true)
             }
         };

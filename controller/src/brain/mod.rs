@@ -367,10 +367,14 @@ impl Brain {
             let config = match &entry.parsed {
                 Ok(config) => Some(config.clone()),
                 Err(problems) => {
-                    out.problems.push(format!(
-                        "IPAddressPool {}/{name} is invalid: {problems}",
-                        entry.namespace
-                    ));
+                    // A new problem gets an InvalidPool event (which is logged too); one the
+                    // pool already shows gets only this line.
+                    if entry.noted_invalid.as_deref() == Some(problems.as_str()) {
+                        out.problems.push(format!(
+                            "IPAddressPool {}/{name} is invalid: {problems}",
+                            entry.namespace
+                        ));
+                    }
                     entry.salvage(name)
                 }
             };

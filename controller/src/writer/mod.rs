@@ -1,9 +1,13 @@
 //! The writer: turns the brain's intents into API writes.
 //!
-//! - Writes run concurrently, at most `concurrency` requests in flight, and never two at once
-//!   for one object: each object has a slot holding the latest desired state of each of its
-//!   parts (Service status, Service annotation, pool status). A new intent replaces the part it
-//!   touches, so however many intents arrive, the object ends with the latest one.
+//! - Writes run concurrently and never two at once for one object: each object has a slot
+//!   holding the latest desired state of each of its parts (Service status, Service annotation,
+//!   pool status). A new intent replaces the part it touches, so however many intents arrive,
+//!   the object ends with the latest one.
+//! - Service status writes (what `kubectl get svc` shows as EXTERNAL-IP) have `concurrency`
+//!   requests in flight of their own; annotation and pool status writes share
+//!   `background_concurrency`, and Events `event_concurrency`, so that a burst of those never
+//!   queues ahead of a status write.
 //! - A failed write goes back into its slot (under anything newer) and is retried with
 //!   exponential backoff. Writes the server rejects as invalid are given up and reported back,
 //!   so the brain tries again on the next event; writes to deleted objects are dropped.
@@ -51,8 +55,10 @@ const EVENT_ATTEMPTS: u32 = 3;
 /// Tuning of the writer.
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
-    /// Requests in flight at most (Events not included).
+    /// Service status writes in flight at most.
     pub concurrency: usize,
+    /// Annotation and pool status writes in flight at most.
+    pub background_concurrency: usize,
     /// Events in flight at most.
     pub event_concurrency: usize,
     /// Minimum time between two status writes of one pool.
@@ -68,6 +74,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             concurrency: 32,
+            background_concurrency: 8,
             event_concurrency: 8,
             pool_status_interval: Duration::from_secs(1),
             backoff: Backoff::default(),
@@ -141,6 +148,7 @@ struct Inner {
     client: kube::Client,
     config: WriterConfig,
     permits: Semaphore,
+    background_permits: Semaphore,
     event_permits: Semaphore,
     slots: Mutex<HashMap<Target, Slot>>,
     ip_mode: AtomicBool,
@@ -174,6 +182,7 @@ impl Writer {
             inner: Arc::new(Inner {
                 client,
                 permits: Semaphore::new(config.concurrency.max(1)),
+                background_permits: Semaphore::new(config.background_concurrency.max(1)),
                 event_permits: Semaphore::new(config.event_concurrency.max(1)),
                 ip_mode: AtomicBool::new(config.ip_mode),
                 config,
@@ -383,10 +392,14 @@ impl Inner {
     }
 
     /// Runs one request under a permit. `None` when cancelled.
-    async fn with_permit<T>(&self, request: impl Future<Output = T>) -> Option<T> {
+    async fn with_permit<T>(
+        &self,
+        permits: &Semaphore,
+        request: impl Future<Output = T>,
+    ) -> Option<T> {
         let _permit = tokio::select! {
             () = self.cancel.cancelled() => return None,
-            permit = self.permits.acquire() => permit.ok()?,
+            permit = permits.acquire() => permit.ok()?,
         };
         tokio::select! {
             () = self.cancel.cancelled() => None,
@@ -442,7 +455,10 @@ impl Inner {
             let with_ip_mode = self.ip_mode.load(Ordering::Relaxed);
             let body = body::service_status(key, &write, with_ip_mode);
             let Some(result) = self
-                .with_permit(api.patch_status(&key.name, &params, &Patch::Apply(&body)))
+                .with_permit(
+                    &self.permits,
+                    api.patch_status(&key.name, &params, &Patch::Apply(&body)),
+                )
                 .await
             else {
                 return Ok(());
@@ -476,11 +492,10 @@ impl Inner {
                 // Another field manager owns entries on a Service that is ours alone.
                 let patch = body::drop_ingress();
                 let Some(result) = self
-                    .with_permit(api.patch_status(
-                        &key.name,
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    ))
+                    .with_permit(
+                        &self.permits,
+                        api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch)),
+                    )
                     .await
                 else {
                     return Ok(());
@@ -497,7 +512,10 @@ impl Inner {
         if let Some(pool) = work.annotation.clone() {
             let body = body::pool_annotation(key, pool.as_deref());
             let Some(result) = self
-                .with_permit(api.patch(&key.name, &params, &Patch::Apply(&body)))
+                .with_permit(
+                    &self.background_permits,
+                    api.patch(&key.name, &params, &Patch::Apply(&body)),
+                )
                 .await
             else {
                 return Ok(());
@@ -521,7 +539,10 @@ impl Inner {
         let body = body::pool_status(namespace, name, status, &now);
         let params = PatchParams::apply(MANAGER).force();
         let Some(result) = self
-            .with_permit(api.patch_status(name, &params, &Patch::Apply(&body)))
+            .with_permit(
+                &self.background_permits,
+                api.patch_status(name, &params, &Patch::Apply(&body)),
+            )
             .await
         else {
             return Ok(());

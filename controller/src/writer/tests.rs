@@ -633,3 +633,41 @@ async fn shutdown_stops_pending_retries() {
     });
     assert_eq!(h.fake.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn background_writes_never_hold_up_status_writes() {
+    let config = WriterConfig {
+        concurrency: 1,
+        background_concurrency: 1,
+        ..fast()
+    };
+    let h = harness(
+        config,
+        Box::new(|seen, _| {
+            let delay = if seen.path.ends_with("/status") { 0 } else { 100 };
+            Answer::ok(echo(seen)).after(Duration::from_millis(delay))
+        }),
+    );
+    for i in 0..3 {
+        h.writer.submit(Intent::PoolAnnotation {
+            key: ServiceKey::new("shop", format!("slow-{i}")),
+            pool: Some("main".into()),
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = Instant::now();
+    h.writer.submit(Intent::ServiceStatus {
+        key: web(),
+        write: set("198.51.100.7", None),
+    });
+    while !h.fake.paths().iter().any(|p| p == STATUS_PATH) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(90),
+        "the status write waited for annotation writes: {:?}",
+        started.elapsed()
+    );
+    h.writer.idle().await;
+    assert_eq!(h.fake.max_total.load(Ordering::SeqCst), 2);
+}
