@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use ironlb_speaker::forwarding::netlink_msg::encode_replace;
-use ironlb_speaker::forwarding::{ForwardEntry, L4Protocol, SourceRange, render};
+use ironlb_speaker::forwarding::{ForwardEntry, L4Protocol, MarkBit, SourceRange, render};
 
 fn entries(count: usize, with_ranges: bool) -> Vec<ForwardEntry> {
     let node = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -54,9 +54,9 @@ fn main() {
             let input = entries(count, with_ranges);
             let runs = if count >= 10_000 { 5 } else { 21 };
             let render_time = median(runs, || {
-                black_box(render(black_box(&input)));
+                black_box(render(black_box(&input), MarkBit::DEFAULT));
             });
-            let ruleset = render(&input);
+            let ruleset = render(&input, MarkBit::DEFAULT);
             let encode_time = median(runs, || {
                 black_box(encode_replace(black_box(&ruleset), 1));
             });

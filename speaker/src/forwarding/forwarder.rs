@@ -5,8 +5,10 @@
 //! failed or uncertain transaction is retried on the next sync.
 
 use super::entry::ForwardEntry;
+use super::mark::MarkBit;
 use super::nft::{NftBackend, NftError};
-use super::ruleset::{Ruleset, TABLE_NAME, render};
+use super::render::render;
+use super::ruleset::{Ruleset, TABLE_NAME};
 
 /// What the kernel holds, as far as the forwarder knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,22 +32,30 @@ pub enum SyncOutcome {
 
 pub struct Forwarder<B> {
     backend: B,
+    mark: MarkBit,
     state: TableState,
 }
 
 impl<B: NftBackend> Forwarder<B> {
-    /// The first [`sync`](Self::sync) always writes, which also clears a table left behind by
-    /// a previous run.
-    pub fn new(backend: B) -> Self {
+    /// `mark` is the bit of the packet and conntrack marks that ironlb borrows
+    /// ([`MarkBit::DEFAULT`], `0x2000`, unless the node's other software uses it; see
+    /// [`mark`](super::mark)). The first [`sync`](Self::sync) always writes, which also clears
+    /// a table left behind by a previous run.
+    pub fn new(backend: B, mark: MarkBit) -> Self {
         Forwarder {
             backend,
+            mark,
             state: TableState::Unknown,
         }
     }
 
-    /// Makes the kernel forward exactly `entries`. Entries whose `VIP:port/protocol` repeats
-    /// are resolved as [`render`] documents; report them with
-    /// [`conflicts`](super::ruleset::conflicts).
+    /// The mark bit this forwarder renders with.
+    pub fn mark(&self) -> MarkBit {
+        self.mark
+    }
+
+    /// Makes the kernel forward exactly `entries`. Entries that conflict are resolved as
+    /// [`render`] documents; report them with [`conflicts`](super::render::conflicts).
     pub fn sync(&mut self, entries: &[ForwardEntry]) -> Result<SyncOutcome, NftError> {
         if entries.is_empty() {
             if self.state == TableState::Absent {
@@ -54,7 +64,7 @@ impl<B: NftBackend> Forwarder<B> {
             self.write(None)?;
             return Ok(SyncOutcome::Removed);
         }
-        let ruleset = render(entries);
+        let ruleset = render(entries, self.mark);
         if matches!(&self.state, TableState::Present(current) if *current == ruleset) {
             return Ok(SyncOutcome::Unchanged);
         }
@@ -119,6 +129,7 @@ impl<B: NftBackend> Forwarder<B> {
 mod tests {
     use super::*;
     use crate::forwarding::entry::L4Protocol;
+    use crate::forwarding::mark::MarkBit;
     use crate::forwarding::netlink_msg::MessageRole;
     use crate::forwarding::nft::MessageFailure;
     use std::collections::VecDeque;
@@ -126,7 +137,7 @@ mod tests {
 
     #[derive(Debug, PartialEq, Eq)]
     enum Call {
-        Replace(usize),
+        Replace(Ruleset),
         Remove(String),
     }
 
@@ -139,7 +150,7 @@ mod tests {
 
     impl NftBackend for FakeBackend {
         fn replace(&mut self, ruleset: &Ruleset) -> Result<(), NftError> {
-            self.calls.push(Call::Replace(ruleset.rule_count()));
+            self.calls.push(Call::Replace(ruleset.clone()));
             self.results.pop_front().unwrap_or(Ok(()))
         }
 
@@ -161,6 +172,16 @@ mod tests {
         .unwrap()
     }
 
+    fn rendered(entries: &[ForwardEntry]) -> Ruleset {
+        render(entries, MarkBit::DEFAULT)
+    }
+
+    fn applied(entries: &[ForwardEntry]) -> SyncOutcome {
+        SyncOutcome::Applied {
+            rules: rendered(entries).rule_count(),
+        }
+    }
+
     fn rejected() -> NftError {
         NftError::Rejected {
             failures: vec![MessageFailure {
@@ -175,29 +196,27 @@ mod tests {
 
     #[test]
     fn applies_once_then_skips_unchanged_entries() {
-        let mut fwd = Forwarder::new(FakeBackend::default());
-        assert_eq!(
-            fwd.sync(&[entry(80), entry(443)]).unwrap(),
-            SyncOutcome::Applied { rules: 2 }
-        );
+        let mut fwd = Forwarder::new(FakeBackend::default(), MarkBit::DEFAULT);
+        let both = [entry(80), entry(443)];
+        assert_eq!(fwd.sync(&both).unwrap(), applied(&both));
         assert_eq!(
             fwd.sync(&[entry(443), entry(80)]).unwrap(),
             SyncOutcome::Unchanged
         );
-        assert_eq!(fwd.rule_count(), 2);
-        assert_eq!(
-            fwd.sync(&[entry(80)]).unwrap(),
-            SyncOutcome::Applied { rules: 1 }
-        );
+        assert_eq!(fwd.rule_count(), rendered(&both).rule_count());
+        assert_eq!(fwd.sync(&[entry(80)]).unwrap(), applied(&[entry(80)]));
         assert_eq!(
             fwd.backend().calls,
-            vec![Call::Replace(2), Call::Replace(1)]
+            vec![
+                Call::Replace(rendered(&both)),
+                Call::Replace(rendered(&[entry(80)]))
+            ]
         );
     }
 
     #[test]
     fn owning_nothing_removes_the_table_once() {
-        let mut fwd = Forwarder::new(FakeBackend::default());
+        let mut fwd = Forwarder::new(FakeBackend::default(), MarkBit::DEFAULT);
         // Unknown at start: a leftover table from a previous run must go.
         assert_eq!(fwd.sync(&[]).unwrap(), SyncOutcome::Removed);
         assert_eq!(fwd.sync(&[]).unwrap(), SyncOutcome::Unchanged);
@@ -208,7 +227,7 @@ mod tests {
             fwd.backend().calls,
             vec![
                 Call::Remove("ironlb".into()),
-                Call::Replace(1),
+                Call::Replace(rendered(&[entry(80)])),
                 Call::Remove("ironlb".into())
             ]
         );
@@ -216,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_refused_transaction_keeps_the_known_state() {
-        let mut fwd = Forwarder::new(FakeBackend::default());
+        let mut fwd = Forwarder::new(FakeBackend::default(), MarkBit::DEFAULT);
         fwd.sync(&[entry(80)]).unwrap();
         fwd.backend_mut().results.push_back(Err(rejected()));
         assert!(matches!(
@@ -224,33 +243,37 @@ mod tests {
             Err(NftError::Rejected { .. })
         ));
         // The kernel still holds the port-80 ruleset, so asking for it again sends nothing.
-        assert_eq!(fwd.current().unwrap().rule_count(), 1);
+        assert_eq!(fwd.current(), Some(&rendered(&[entry(80)])));
         assert_eq!(fwd.sync(&[entry(80)]).unwrap(), SyncOutcome::Unchanged);
         // Retrying the refused change sends it again.
-        assert_eq!(
-            fwd.sync(&[entry(81)]).unwrap(),
-            SyncOutcome::Applied { rules: 1 }
-        );
+        assert_eq!(fwd.sync(&[entry(81)]).unwrap(), applied(&[entry(81)]));
     }
 
     #[test]
     fn an_uncertain_transaction_is_retried() {
-        let mut fwd = Forwarder::new(FakeBackend::default());
+        let mut fwd = Forwarder::new(FakeBackend::default(), MarkBit::DEFAULT);
         fwd.sync(&[entry(80)]).unwrap();
         fwd.backend_mut()
             .results
             .push_back(Err(NftError::Timeout(Duration::from_secs(5))));
         assert!(fwd.sync(&[entry(81)]).is_err());
         assert_eq!(fwd.rule_count(), 0);
-        assert_eq!(
-            fwd.sync(&[entry(80)]).unwrap(),
-            SyncOutcome::Applied { rules: 1 }
-        );
+        assert_eq!(fwd.sync(&[entry(80)]).unwrap(), applied(&[entry(80)]));
+    }
+
+    #[test]
+    fn renders_with_its_own_mark_bit() {
+        let bit = MarkBit::new(0x0040_0000).unwrap();
+        let mut fwd = Forwarder::new(FakeBackend::default(), bit);
+        assert_eq!(fwd.mark(), bit);
+        fwd.sync(&[entry(80)]).unwrap();
+        assert_eq!(fwd.current(), Some(&render(&[entry(80)], bit)));
+        assert_ne!(fwd.current(), Some(&rendered(&[entry(80)])));
     }
 
     #[test]
     fn remove_always_reaches_the_kernel() {
-        let mut fwd = Forwarder::new(FakeBackend::default());
+        let mut fwd = Forwarder::new(FakeBackend::default(), MarkBit::DEFAULT);
         fwd.sync(&[]).unwrap();
         fwd.remove().unwrap();
         assert_eq!(fwd.backend().calls.len(), 2);

@@ -1,10 +1,17 @@
-//! Kernel forwarding for ipMode Proxy: on the node that owns a VIP, nftables DNATs
-//! `VIP:port/proto` to `thisNodeIP:nodePort` and drops sources outside
-//! `loadBalancerSourceRanges`.
+//! Kernel forwarding for ipMode Proxy: on the node that owns a VIP, nftables hands
+//! `VIP:port/proto` to `thisNodeIP:nodePort`, where kube-proxy (or whatever serves NodePorts)
+//! takes over, and drops sources outside `loadBalancerSourceRanges`.
+//!
+//! The destination is rewritten statelessly *before conntrack*, and the replies are rewritten
+//! back after source NAT, so that conntrack and kube-proxy's own NodePort NAT see an ordinary
+//! connection to `nodeIP:nodePort` (see [`render`](render) for the chains and why a DNAT
+//! cannot do this). The client's source address is preserved.
 //!
 //! Layers, from pure to I/O:
 //! - [`entry`]: validated [`ForwardEntry`] values, the input;
-//! - [`ruleset`]: the [`Ruleset`] model, [`render`] and its nft-syntax `Display`;
+//! - [`mark`]: [`MarkBit`], the mark bit that tags rewritten connections;
+//! - [`ruleset`]: the [`Ruleset`] model and its nft-syntax `Display`;
+//! - [`render`](render()): entries to ruleset, and [`conflicts`];
 //! - [`expr`] and [`netlink_msg`]: lowering to kernel expressions and the nfnetlink batch bytes;
 //! - [`reply`]: decoding the kernel's ACKs and errors;
 //! - [`nft`]: [`NftBackend`] and [`NetlinkNft`], which talk to the kernel;
@@ -15,30 +22,44 @@
 //!
 //! # What the node needs
 //! - CAP_NET_ADMIN in the node's network namespace (hostNetwork).
-//! - No sysctl: the DNAT happens in prerouting, before routing, and turns the VIP into a local
-//!   address, so neither `ip_forward` nor IPv6 forwarding, `route_localnet` or a relaxed
-//!   `rp_filter` is involved (the kernel tests run with a fresh namespace's defaults).
-//! - Kernel support for nf_tables with the inet family, the `nat` chain type and expression
-//!   (`nft_chain_nat`, `nft_nat`), conntrack with NAT (`nf_conntrack`, `nf_nat`,
-//!   `nf_defrag_ipv4/6`) and, for SCTP ports, SCTP conntrack. The kernel loads missing modules
-//!   itself on the first transaction when the host has them; no `nft` binary is used.
+//! - No sysctl of its own: the rewritten packet is addressed to the node itself, so
+//!   `ip_forward`, `route_localnet` and `rp_filter` play no part beyond what kube-proxy needs
+//!   anyway (the kernel tests run with a fresh namespace's defaults, plus forwarding where a
+//!   simulated pod sits behind the node).
+//! - nf_tables with the inet family, verdict maps (`nft_set_hash`, built into `nf_tables`),
+//!   the `ct` expression (`nft_ct`, which brings `nf_conntrack` and `nf_defrag_ipv4/6`) and,
+//!   for SCTP, SCTP conntrack and `crc32c` for the checksum. No NAT module is used by ironlb.
+//!   The kernel loads missing modules itself on the first transaction when the host has them;
+//!   no `nft` binary is used.
+//! - A free bit in both the packet mark and the conntrack mark ([`MarkBit`], default `0x2000`).
 //!
-//! # Known limit
-//! The DNAT target is `nodeIP:nodePort`, delivered locally. The kernel runs only the first
-//! nat chain that binds a connection, so kube-proxy's own NodePort DNAT (iptables or nftables
-//! mode) never sees these packets. It works where a local socket serves the NodePort (the lab's
-//! stand-in) and should work with kube-proxy's IPVS mode (untested), but not with its iptables
-//! or nftables modes; there, use ipMode VIP, where kube-proxy handles the VIP itself.
+//! # Known limits
+//! - kube-proxy replacements that serve NodePorts in eBPF before netfilter (Cilium's
+//!   kube-proxy replacement, Calico eBPF, kube-router with DSR) never let the rewritten packet
+//!   reach these chains the way kube-proxy does; use ipMode VIP there, where the CNI handles
+//!   the VIP itself. kube-proxy's IPVS mode should work (replies are de-NATed before
+//!   postrouting) but is untested.
+//! - ICMP errors about a forwarded connection (port unreachable, fragmentation needed) carry
+//!   the NodePort, not the VIP, in their quoted header, so a client ignores them; path MTU
+//!   discovery across the node relies on the segment's MTU being uniform, as on a LAN.
+//! - The node's own processes reaching a VIP it owns go through the output hook, which this
+//!   table does not handle (as before).
+//! - SCTP packets get their CRC32c recomputed after the port rewrite, so a packet corrupted on
+//!   the wire before the node is not detected by the receiver's checksum.
 
 pub mod entry;
 pub mod expr;
 pub mod forwarder;
+pub mod mark;
 pub mod netlink_msg;
 pub mod nft;
+pub mod render;
 pub mod reply;
 pub mod ruleset;
 
 pub use entry::{EntryError, ForwardEntry, L4Protocol, SourcePolicy, SourceRange};
 pub use forwarder::{Forwarder, SyncOutcome};
+pub use mark::{MarkBit, MarkBitError};
 pub use nft::{MessageFailure, NetlinkNft, NftBackend, NftError};
-pub use ruleset::{EntryConflict, Ruleset, TABLE_NAME, conflicts, render};
+pub use render::{ConflictKind, EntryConflict, conflicts, render};
+pub use ruleset::{Ruleset, TABLE_NAME};

@@ -35,7 +35,7 @@ pub trait NftBackend {
 pub struct MessageFailure {
     pub seq: u32,
     pub role: MessageRole,
-    /// The message in words, e.g. `rule 2 of chain to_nodeports: ip daddr ...`.
+    /// The message in words, e.g. `rule 2 of chain vip_198.51.100.10_tcp_80: counter ...`.
     pub what: String,
     /// The positive errno the kernel returned.
     pub errno: i32,
@@ -167,10 +167,13 @@ impl NetlinkNft {
         self
     }
 
-    fn reserve_seqs(&mut self, batch_len: usize) -> u32 {
-        let first = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(batch_len as u32);
-        first
+    /// Encodes a batch numbered from the next free sequence number and reserves its numbers.
+    fn number(&mut self, encode: impl FnOnce(u32) -> Batch) -> Batch {
+        let batch = encode(self.next_seq);
+        self.next_seq = self
+            .next_seq
+            .wrapping_add(u32::try_from(batch.messages.len()).unwrap_or(u32::MAX));
+        batch
     }
 
     fn ensure_send_buffer(&self, len: usize) -> Result<(), NftError> {
@@ -272,15 +275,12 @@ impl NetlinkNft {
 
 impl NftBackend for NetlinkNft {
     fn replace(&mut self, ruleset: &Ruleset) -> Result<(), NftError> {
-        let messages = 6 + ruleset.chains.len() + ruleset.rule_count();
-        let first = self.reserve_seqs(messages);
-        let batch = encode_replace(ruleset, first);
+        let batch = self.number(|first| encode_replace(ruleset, first));
         self.transact(&batch, Some(ruleset), &ruleset.table)
     }
 
     fn remove(&mut self, table: &str) -> Result<(), NftError> {
-        let first = self.reserve_seqs(4);
-        let batch = encode_remove(table, first);
+        let batch = self.number(|first| encode_remove(table, first));
         self.transact(&batch, None, table)
     }
 }

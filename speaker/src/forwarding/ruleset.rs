@@ -1,51 +1,66 @@
-//! The nftables ruleset ironlb wants in the kernel, as a small value model, and [`render`],
-//! the pure function from forward entries to that model.
+//! The nftables ruleset ironlb wants in the kernel, as a small value model with an nft-syntax
+//! [`Display`](fmt::Display). [`render`](super::render::render) builds it from forward
+//! entries; the netlink encoder lowers the same model to kernel expressions.
 //!
-//! The model is deliberately nft-shaped (a table of chains of rules, each rule a list of
-//! expressions) so that its [`Display`](fmt::Display) is nft syntax that `nft -f` accepts and
-//! that an operator recognises in `nft list table inet ironlb`. The netlink encoder lowers the
-//! same model to kernel expressions.
-//!
-//! What [`render`] produces, for entries sorted by `(VIP, protocol, port)`:
-//! - chain `source_ranges` (type filter, hook prerouting, priority -110, only when some entry
-//!   restricts sources): per restricted entry, one `accept` rule per allowed prefix, then a
-//!   counted `drop`. It runs before DNAT (-100) so it still sees the original destination.
-//! - chain `to_nodeports` (type nat, hook prerouting, priority -100): one counted DNAT rule per
-//!   entry, `VIP:port/proto → nodeIP:nodePort`. DNAT keeps the client's source address.
+//! The model is deliberately nft-shaped (a table of verdict maps and chains of rules, each rule
+//! a list of expressions) so that its text is what `nft -f` accepts and what an operator
+//! recognises in `nft list table inet ironlb`. Loading that text with `nft` sends the kernel
+//! exactly the bytes the encoder sends (see the golden test in `netlink_msg`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use super::entry::{ForwardEntry, L4Protocol, SourcePolicy, SourceRange};
+use ironlb_crds::address::Family;
+
+use super::entry::{L4Protocol, SourceRange};
+use super::mark::MarkBit;
 
 /// The table ironlb owns, in the `inet` family (one table for IPv4 and IPv6).
 pub const TABLE_NAME: &str = "ironlb";
-/// The filter chain that enforces `loadBalancerSourceRanges`.
-pub const SOURCE_CHAIN: &str = "source_ranges";
-/// The nat chain that DNATs VIPs to NodePorts.
-pub const DNAT_CHAIN: &str = "to_nodeports";
-/// Before DNAT, so filtering sees the VIP as destination.
-pub const SOURCE_PRIORITY: i32 = -110;
-/// The conventional `dstnat` priority.
-pub const DNAT_PRIORITY: i32 = -100;
 
 /// A whole `inet` table. Applying a ruleset replaces everything in the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ruleset {
     pub table: String,
+    pub maps: Vec<VerdictMap>,
     pub chains: Vec<Chain>,
 }
 
-/// A base chain attached to a netfilter hook.
+/// A named map from `address . protocol . port` to a `goto` into a chain, so that a packet
+/// finds its rules with one hash lookup however many entries the node forwards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerdictMap {
+    pub name: String,
+    /// The family of every key's address.
+    pub family: Family,
+    pub elements: Vec<MapElement>,
+}
+
+/// `addr . protocol . port : goto chain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapElement {
+    pub addr: IpAddr,
+    pub protocol: L4Protocol,
+    pub port: u16,
+    pub goto: String,
+}
+
+/// A chain: a base chain when `base` is set (attached to a netfilter hook), otherwise a regular
+/// chain that rules and maps jump to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chain {
     pub name: String,
+    pub base: Option<BaseChain>,
+    pub rules: Vec<Rule>,
+}
+
+/// Where and how a base chain hooks into netfilter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BaseChain {
     pub chain_type: ChainType,
     pub hook: Hook,
     pub priority: i32,
     pub policy: Policy,
-    pub rules: Vec<Rule>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +82,7 @@ impl ChainType {
 pub enum Hook {
     Prerouting,
     Output,
+    Postrouting,
 }
 
 impl Hook {
@@ -74,6 +90,7 @@ impl Hook {
         match self {
             Hook::Prerouting => "prerouting",
             Hook::Output => "output",
+            Hook::Postrouting => "postrouting",
         }
     }
 }
@@ -99,8 +116,29 @@ pub struct Rule {
     pub exprs: Vec<Expr>,
 }
 
+/// Which end of a packet a lookup keys on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `daddr . meta l4proto . th dport`.
+    Destination,
+    /// `saddr . meta l4proto . th sport`.
+    Source,
+}
+
+/// How a port write names its header, which decides the checksum the kernel fixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortHeader {
+    /// `th`: any transport header; no checksum is touched. For UDP datagrams that carry no
+    /// checksum (0), which must stay 0.
+    Transport,
+    /// `tcp`, `udp` or `sctp`: the kernel updates that protocol's checksum (SCTP's CRC32c is
+    /// recomputed over the packet).
+    Protocol(L4Protocol),
+}
+
 /// The expressions ironlb uses. Address expressions imply the family check nft adds in an
-/// `inet` table (`meta nfproto`), and `DestPort` relies on a preceding `L4Proto`.
+/// `inet` table (`meta nfproto`), protocol-specific ones the `meta l4proto` check; the lowering
+/// adds both where nft would.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expr {
     /// `ip daddr A` / `ip6 daddr A`.
@@ -111,145 +149,68 @@ pub enum Expr {
     L4Proto(L4Protocol),
     /// `th dport N`: the destination port of TCP, UDP and SCTP sits at the same offset.
     DestPort(u16),
+    /// `udp checksum 0` when `true`, `udp checksum != 0` when `false`.
+    UdpChecksumZero(bool),
+    /// `ip daddr . meta l4proto . th dport vmap @map` (or `saddr`/`sport`, or `ip6`).
+    Lookup {
+        endpoint: Endpoint,
+        family: Family,
+        map: String,
+    },
+    /// `ct direction reply`.
+    CtDirectionReply,
+    /// `meta mark & BIT == BIT`.
+    MarkHas(MarkBit),
+    /// `meta mark set meta mark | BIT`.
+    MarkAdd(MarkBit),
+    /// `meta mark set meta mark & ~BIT`.
+    MarkClear(MarkBit),
+    /// `ct mark & BIT == BIT`.
+    CtMarkHas(MarkBit),
+    /// `ct mark set ct mark | BIT`.
+    CtMarkAdd(MarkBit),
+    /// `ip daddr set A` / `ip6 daddr set A`, with the IPv4 header checksum and the L4
+    /// pseudo-header checksum updated.
+    SetDestAddr(IpAddr),
+    /// `ip saddr set A` / `ip6 saddr set A`, checksums as for [`Expr::SetDestAddr`].
+    SetSourceAddr(IpAddr),
+    /// `tcp dport set N`, or `th dport set N` (see [`PortHeader`]).
+    SetDestPort { port: u16, header: PortHeader },
+    /// `tcp sport set N`, or `th sport set N`.
+    SetSourcePort { port: u16, header: PortHeader },
     /// `counter`.
     Counter,
     /// `accept`.
     Accept,
     /// `drop`.
     Drop,
-    /// `dnat ip to A:P` / `dnat ip6 to [A]:P`.
+    /// `jump CHAIN`.
+    Jump(String),
+    /// `return`.
+    Return,
+    /// `dnat ip to A:P` / `dnat ip6 to [A]:P`. ironlb no longer renders it (a DNAT at
+    /// prerouting hides the connection from kube-proxy's own NAT); it stays in the vocabulary
+    /// so that tests can show why.
     Dnat { addr: IpAddr, port: u16 },
 }
 
 impl Ruleset {
-    /// Total number of rules, the `ironlb_forward_rules` gauge.
+    /// Total number of rules in all chains, the `ironlb_forward_rules` gauge.
     pub fn rule_count(&self) -> usize {
         self.chains.iter().map(|c| c.rules.len()).sum()
+    }
+
+    /// Total number of map elements.
+    pub fn element_count(&self) -> usize {
+        self.maps.iter().map(|m| m.elements.len()).sum()
     }
 
     pub fn chain(&self, name: &str) -> Option<&Chain> {
         self.chains.iter().find(|c| c.name == name)
     }
-}
 
-/// Two entries claimed the same `VIP:port/protocol`; `kept` is the one rendered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EntryConflict {
-    pub kept: ForwardEntry,
-    pub dropped: ForwardEntry,
-}
-
-/// Sorts entries into their rendering order and splits off those whose key is taken.
-///
-/// The tie-break is deterministic (the entry that sorts first wins) so that every speaker and
-/// every re-render agree; conflicts are returned for the caller to report.
-fn arrange(entries: &[ForwardEntry]) -> (Vec<&ForwardEntry>, Vec<EntryConflict>) {
-    let mut sorted: Vec<&ForwardEntry> = entries.iter().collect();
-    sorted.sort_by(|a, b| {
-        a.key()
-            .cmp(&b.key())
-            .then_with(|| a.node_ip().cmp(&b.node_ip()))
-            .then_with(|| a.node_port().cmp(&b.node_port()))
-            .then_with(|| a.source_ranges().cmp(b.source_ranges()))
-    });
-    let mut kept: BTreeMap<_, &ForwardEntry> = BTreeMap::new();
-    let mut conflicts = Vec::new();
-    let mut order = Vec::new();
-    let mut previous: Option<&ForwardEntry> = None;
-    for entry in sorted {
-        // The sort compares every field, so exact duplicates are adjacent.
-        if previous == Some(entry) {
-            continue;
-        }
-        previous = Some(entry);
-        match kept.get(&entry.key()) {
-            None => {
-                kept.insert(entry.key(), entry);
-                order.push(entry);
-            }
-            Some(first) => conflicts.push(EntryConflict {
-                kept: (*first).clone(),
-                dropped: entry.clone(),
-            }),
-        }
-    }
-    (order, conflicts)
-}
-
-/// Entries that [`render`] skipped because an earlier entry has the same `VIP:port/protocol`
-/// with a different target or source ranges. Exact duplicates are not conflicts.
-pub fn conflicts(entries: &[ForwardEntry]) -> Vec<EntryConflict> {
-    arrange(entries).1
-}
-
-/// Renders the ruleset for the entries this node forwards. Deterministic: the output depends
-/// only on the set of entries, not on their order. No entries give an empty table; the caller
-/// removes the table instead of applying that.
-pub fn render(entries: &[ForwardEntry]) -> Ruleset {
-    let (entries, _) = arrange(entries);
-    let mut source_rules = Vec::new();
-    let mut dnat_rules = Vec::new();
-    for entry in entries {
-        let destination = || {
-            vec![
-                Expr::DestAddr(entry.vip()),
-                Expr::L4Proto(entry.protocol()),
-                Expr::DestPort(entry.port()),
-            ]
-        };
-        match entry.source_policy() {
-            SourcePolicy::AllowAll => {}
-            SourcePolicy::AllowOnly(ranges) => {
-                for range in ranges {
-                    let mut exprs = destination();
-                    exprs.extend([Expr::SourcePrefix(*range), Expr::Accept]);
-                    source_rules.push(Rule { exprs });
-                }
-                let mut exprs = destination();
-                exprs.extend([Expr::Counter, Expr::Drop]);
-                source_rules.push(Rule { exprs });
-            }
-            SourcePolicy::AllowNone => {
-                let mut exprs = destination();
-                exprs.extend([Expr::Counter, Expr::Drop]);
-                source_rules.push(Rule { exprs });
-            }
-        }
-        let mut exprs = destination();
-        exprs.extend([
-            Expr::Counter,
-            Expr::Dnat {
-                addr: entry.node_ip(),
-                port: entry.node_port(),
-            },
-        ]);
-        dnat_rules.push(Rule { exprs });
-    }
-
-    let mut chains = Vec::new();
-    if !source_rules.is_empty() {
-        chains.push(Chain {
-            name: SOURCE_CHAIN.to_string(),
-            chain_type: ChainType::Filter,
-            hook: Hook::Prerouting,
-            priority: SOURCE_PRIORITY,
-            policy: Policy::Accept,
-            rules: source_rules,
-        });
-    }
-    if !dnat_rules.is_empty() {
-        chains.push(Chain {
-            name: DNAT_CHAIN.to_string(),
-            chain_type: ChainType::Nat,
-            hook: Hook::Prerouting,
-            priority: DNAT_PRIORITY,
-            policy: Policy::Accept,
-            rules: dnat_rules,
-        });
-    }
-    Ruleset {
-        table: TABLE_NAME.to_string(),
-        chains,
+    pub fn map(&self, name: &str) -> Option<&VerdictMap> {
+        self.maps.iter().find(|m| m.name == name)
     }
 }
 
@@ -257,6 +218,27 @@ fn family_keyword(ip: IpAddr) -> &'static str {
     match ip {
         IpAddr::V4(_) => "ip",
         IpAddr::V6(_) => "ip6",
+    }
+}
+
+fn family_of_keyword(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
+    }
+}
+
+fn address_type(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "ipv4_addr",
+        Family::V6 => "ipv6_addr",
+    }
+}
+
+fn port_header(header: PortHeader) -> &'static str {
+    match header {
+        PortHeader::Transport => "th",
+        PortHeader::Protocol(proto) => proto.nft_name(),
     }
 }
 
@@ -269,9 +251,39 @@ impl fmt::Display for Expr {
             }
             Expr::L4Proto(proto) => write!(f, "meta l4proto {proto}"),
             Expr::DestPort(port) => write!(f, "th dport {port}"),
+            Expr::UdpChecksumZero(true) => f.write_str("udp checksum 0"),
+            Expr::UdpChecksumZero(false) => f.write_str("udp checksum != 0"),
+            Expr::Lookup {
+                endpoint,
+                family,
+                map,
+            } => {
+                let (addr, port) = match endpoint {
+                    Endpoint::Destination => ("daddr", "dport"),
+                    Endpoint::Source => ("saddr", "sport"),
+                };
+                let ip = family_of_keyword(*family);
+                write!(f, "{ip} {addr} . meta l4proto . th {port} vmap @{map}")
+            }
+            Expr::CtDirectionReply => f.write_str("ct direction reply"),
+            Expr::MarkHas(bit) => write!(f, "meta mark & {bit} == {bit}"),
+            Expr::MarkAdd(bit) => write!(f, "meta mark set meta mark | {bit}"),
+            Expr::MarkClear(bit) => write!(f, "meta mark set meta mark & {:#010x}", bit.others()),
+            Expr::CtMarkHas(bit) => write!(f, "ct mark & {bit} == {bit}"),
+            Expr::CtMarkAdd(bit) => write!(f, "ct mark set ct mark | {bit}"),
+            Expr::SetDestAddr(ip) => write!(f, "{} daddr set {ip}", family_keyword(*ip)),
+            Expr::SetSourceAddr(ip) => write!(f, "{} saddr set {ip}", family_keyword(*ip)),
+            Expr::SetDestPort { port, header } => {
+                write!(f, "{} dport set {port}", port_header(*header))
+            }
+            Expr::SetSourcePort { port, header } => {
+                write!(f, "{} sport set {port}", port_header(*header))
+            }
             Expr::Counter => f.write_str("counter"),
             Expr::Accept => f.write_str("accept"),
             Expr::Drop => f.write_str("drop"),
+            Expr::Jump(chain) => write!(f, "jump {chain}"),
+            Expr::Return => f.write_str("return"),
             Expr::Dnat {
                 addr: IpAddr::V4(ip),
                 port,
@@ -296,17 +308,52 @@ impl fmt::Display for Rule {
     }
 }
 
+impl fmt::Display for MapElement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} . {} . {} : goto {}",
+            self.addr, self.protocol, self.port, self.goto
+        )
+    }
+}
+
+impl fmt::Display for VerdictMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "\tmap {} {{", self.name)?;
+        writeln!(
+            f,
+            "\t\ttype {} . inet_proto . inet_service : verdict",
+            address_type(self.family)
+        )?;
+        // nft refuses an empty element list, so an empty map prints none.
+        if !self.elements.is_empty() {
+            f.write_str("\t\telements = { ")?;
+            for (i, element) in self.elements.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{element}")?;
+            }
+            writeln!(f, " }}")?;
+        }
+        writeln!(f, "\t}}")
+    }
+}
+
 impl fmt::Display for Chain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "\tchain {} {{", self.name)?;
-        writeln!(
-            f,
-            "\t\ttype {} hook {} priority {}; policy {};",
-            self.chain_type.nft_name(),
-            self.hook.nft_name(),
-            self.priority,
-            self.policy.nft_name()
-        )?;
+        if let Some(base) = &self.base {
+            writeln!(
+                f,
+                "\t\ttype {} hook {} priority {}; policy {};",
+                base.chain_type.nft_name(),
+                base.hook.nft_name(),
+                base.priority,
+                base.policy.nft_name()
+            )?;
+        }
         for rule in &self.rules {
             writeln!(f, "\t\t{rule}")?;
         }
@@ -314,245 +361,109 @@ impl fmt::Display for Chain {
     }
 }
 
-/// nft syntax, loadable with `nft -f`.
+/// nft syntax, loadable with `nft -f`: maps first, then chains, each in model order.
 impl fmt::Display for Ruleset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "table inet {} {{", self.table)?;
-        for (i, chain) in self.chains.iter().enumerate() {
+        let maps = self.maps.iter().map(|m| m as &dyn fmt::Display);
+        let chains = self.chains.iter().map(|c| c as &dyn fmt::Display);
+        for (i, block) in maps.chain(chains).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{chain}")?;
+            write!(f, "{block}")?;
         }
         writeln!(f, "}}")
     }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
-    fn mk(
-        vip: &str,
-        proto: L4Protocol,
-        port: u16,
-        node: &str,
-        np: u16,
-        ranges: &[&str],
-    ) -> ForwardEntry {
-        ForwardEntry::new(
-            ip(vip),
-            proto,
-            port,
-            ip(node),
-            np,
-            ranges.iter().map(|r| r.parse().unwrap()).collect(),
-        )
-        .unwrap()
-    }
-
-    /// Two entries whose rendering is the golden text below and the golden netlink batch.
-    pub(crate) fn golden_entries() -> Vec<ForwardEntry> {
-        vec![
-            mk(
-                "2001:db8::10",
-                L4Protocol::Udp,
-                53,
-                "2001:db8::1",
-                30053,
-                &[],
+    #[test]
+    fn expressions_print_as_nft_syntax() {
+        let bit = MarkBit::new(0x0010_0000).unwrap();
+        let cases: Vec<(Expr, &str)> = vec![
+            (Expr::DestAddr(ip("2001:db8::1")), "ip6 daddr 2001:db8::1"),
+            (
+                Expr::SourcePrefix("192.0.2.0/25".parse().unwrap()),
+                "ip saddr 192.0.2.0/25",
             ),
-            mk(
-                "198.51.100.10",
-                L4Protocol::Tcp,
-                80,
-                "192.0.2.1",
-                30080,
-                &["203.0.113.0/24", "192.0.2.128/25", "2001:db8:1::/48"],
+            (Expr::UdpChecksumZero(true), "udp checksum 0"),
+            (Expr::UdpChecksumZero(false), "udp checksum != 0"),
+            (
+                Expr::Lookup {
+                    endpoint: Endpoint::Source,
+                    family: Family::V6,
+                    map: "m".into(),
+                },
+                "ip6 saddr . meta l4proto . th sport vmap @m",
             ),
-        ]
-    }
-
-    /// The same text is the source of the netlink golden bytes (see netlink_msg tests).
-    const GOLDEN_TEXT: &str = "\
-table inet ironlb {
-\tchain source_ranges {
-\t\ttype filter hook prerouting priority -110; policy accept;
-\t\tip daddr 198.51.100.10 meta l4proto tcp th dport 80 ip saddr 192.0.2.128/25 accept
-\t\tip daddr 198.51.100.10 meta l4proto tcp th dport 80 ip saddr 203.0.113.0/24 accept
-\t\tip daddr 198.51.100.10 meta l4proto tcp th dport 80 counter drop
-\t}
-
-\tchain to_nodeports {
-\t\ttype nat hook prerouting priority -100; policy accept;
-\t\tip daddr 198.51.100.10 meta l4proto tcp th dport 80 counter dnat ip to 192.0.2.1:30080
-\t\tip6 daddr 2001:db8::10 meta l4proto udp th dport 53 counter dnat ip6 to [2001:db8::1]:30053
-\t}
-}
-";
-
-    #[test]
-    fn renders_filter_before_dnat_in_nft_syntax() {
-        let ruleset = render(&golden_entries());
-        assert_eq!(ruleset.to_string(), GOLDEN_TEXT);
-        assert_eq!(ruleset.rule_count(), 5);
-        let filter = ruleset.chain(SOURCE_CHAIN).unwrap();
-        let nat = ruleset.chain(DNAT_CHAIN).unwrap();
-        assert!(filter.priority < nat.priority, "filtering must see the VIP");
-        assert_eq!(filter.chain_type, ChainType::Filter);
-        assert_eq!(nat.chain_type, ChainType::Nat);
-    }
-
-    #[test]
-    fn no_entries_render_an_empty_table() {
-        let ruleset = render(&[]);
-        assert_eq!(ruleset.table, TABLE_NAME);
-        assert!(ruleset.chains.is_empty());
-        assert_eq!(ruleset.to_string(), "table inet ironlb {\n}\n");
-    }
-
-    #[test]
-    fn unrestricted_entries_need_no_filter_chain() {
-        let ruleset = render(&[mk(
-            "198.51.100.1",
-            L4Protocol::Sctp,
-            9,
-            "192.0.2.2",
-            30009,
-            &[],
-        )]);
-        assert_eq!(ruleset.chains.len(), 1);
-        assert_eq!(
-            ruleset.chains[0].rules[0].to_string(),
-            "ip daddr 198.51.100.1 meta l4proto sctp th dport 9 counter dnat ip to 192.0.2.2:30009"
-        );
-    }
-
-    #[test]
-    fn ranges_of_the_other_family_only_drop_everyone() {
-        let ruleset = render(&[mk(
-            "198.51.100.1",
-            L4Protocol::Tcp,
-            443,
-            "192.0.2.2",
-            30443,
-            &["2001:db8::/32"],
-        )]);
-        let filter = ruleset.chain(SOURCE_CHAIN).unwrap();
-        assert_eq!(filter.rules.len(), 1);
-        assert_eq!(
-            filter.rules[0].to_string(),
-            "ip daddr 198.51.100.1 meta l4proto tcp th dport 443 counter drop"
-        );
-    }
-
-    #[test]
-    fn conflicting_entries_keep_the_first_in_sort_order() {
-        let a = mk("198.51.100.1", L4Protocol::Tcp, 80, "192.0.2.1", 30001, &[]);
-        let b = mk("198.51.100.1", L4Protocol::Tcp, 80, "192.0.2.1", 30002, &[]);
-        let c = mk("198.51.100.1", L4Protocol::Udp, 80, "192.0.2.1", 30003, &[]);
-        let entries = vec![b.clone(), c.clone(), a.clone(), a.clone()];
-        let ruleset = render(&entries);
-        let nat = ruleset.chain(DNAT_CHAIN).unwrap();
-        assert_eq!(nat.rules.len(), 2);
-        assert!(nat.rules[0].to_string().ends_with("192.0.2.1:30001"));
-        assert!(nat.rules[1].to_string().contains("udp"));
-        assert_eq!(
-            conflicts(&entries),
-            vec![EntryConflict {
-                kept: a.clone(),
-                dropped: b
-            }]
-        );
-        assert!(conflicts(&[a.clone(), a, c]).is_empty());
-    }
-
-    fn arb_entry() -> impl Strategy<Value = ForwardEntry> {
-        let v4 = (
-            1u8..=3,
-            1u16..=4,
-            prop::sample::select(vec![L4Protocol::Tcp, L4Protocol::Udp, L4Protocol::Sctp]),
-            30000u16..30010,
-            prop::collection::vec((0u8..=255, 20u8..=32), 0..3),
-        )
-            .prop_map(|(host, port, proto, np, ranges)| {
-                let ranges = ranges
-                    .into_iter()
-                    .map(|(b, len)| SourceRange::new(ip(&format!("203.0.113.{b}")), len).unwrap())
-                    .collect();
-                ForwardEntry::new(
-                    ip(&format!("198.51.100.{host}")),
-                    proto,
-                    port,
-                    ip("192.0.2.1"),
-                    np,
-                    ranges,
-                )
-                .unwrap()
-            });
-        let v6 = (1u8..=3, 1u16..=4, 30000u16..30010).prop_map(|(host, port, np)| {
-            ForwardEntry::new(
-                ip(&format!("2001:db8::{host}")),
-                L4Protocol::Tcp,
-                port,
-                ip("2001:db8::1"),
-                np,
-                vec![],
-            )
-            .unwrap()
-        });
-        prop_oneof![v4, v6]
-    }
-
-    proptest! {
-        #[test]
-        fn render_ignores_input_order(mut entries in prop::collection::vec(arb_entry(), 0..12), seed in any::<u64>()) {
-            let first = render(&entries);
-            // A cheap deterministic shuffle driven by the seed.
-            let len = entries.len();
-            if len > 1 {
-                for i in 0..len {
-                    let j = ((seed >> (i % 64)) as usize ^ i.wrapping_mul(31)) % len;
-                    entries.swap(i, j);
-                }
-            }
-            prop_assert_eq!(render(&entries), first);
+            (Expr::CtDirectionReply, "ct direction reply"),
+            (Expr::MarkHas(bit), "meta mark & 0x00100000 == 0x00100000"),
+            (Expr::MarkAdd(bit), "meta mark set meta mark | 0x00100000"),
+            (Expr::MarkClear(bit), "meta mark set meta mark & 0xffefffff"),
+            (Expr::CtMarkHas(bit), "ct mark & 0x00100000 == 0x00100000"),
+            (Expr::CtMarkAdd(bit), "ct mark set ct mark | 0x00100000"),
+            (
+                Expr::SetSourceAddr(ip("192.0.2.9")),
+                "ip saddr set 192.0.2.9",
+            ),
+            (
+                Expr::SetDestPort {
+                    port: 30053,
+                    header: PortHeader::Transport,
+                },
+                "th dport set 30053",
+            ),
+            (
+                Expr::SetSourcePort {
+                    port: 9,
+                    header: PortHeader::Protocol(L4Protocol::Sctp),
+                },
+                "sctp sport set 9",
+            ),
+            (Expr::Jump("allow_x".into()), "jump allow_x"),
+            (Expr::Return, "return"),
+            (
+                Expr::Dnat {
+                    addr: ip("2001:db8::1"),
+                    port: 30053,
+                },
+                "dnat ip6 to [2001:db8::1]:30053",
+            ),
+        ];
+        for (expr, text) in cases {
+            assert_eq!(expr.to_string(), text);
         }
+    }
 
-        #[test]
-        fn every_distinct_key_gets_exactly_one_dnat_rule(entries in prop::collection::vec(arb_entry(), 0..12)) {
-            let ruleset = render(&entries);
-            let keys: std::collections::BTreeSet<_> = entries.iter().map(|e| e.key()).collect();
-            let dnat = ruleset.chain(DNAT_CHAIN).map_or(0, |c| c.rules.len());
-            prop_assert_eq!(dnat, keys.len());
-            prop_assert_eq!(conflicts(&entries).len() + keys.len(), {
-                let mut distinct = entries.clone();
-                distinct.sort_by(|a, b| a.key().cmp(&b.key()).then_with(|| a.node_port().cmp(&b.node_port())).then_with(|| a.source_ranges().cmp(b.source_ranges())));
-                distinct.dedup();
-                distinct.len()
-            });
-        }
-
-        #[test]
-        fn filter_rules_follow_source_policy(entries in prop::collection::vec(arb_entry(), 0..12)) {
-            let ruleset = render(&entries);
-            let (kept, _) = arrange(&entries);
-            let expected: usize = kept.iter().map(|e| match e.source_policy() {
-                SourcePolicy::AllowAll => 0,
-                SourcePolicy::AllowOnly(r) => r.len() + 1,
-                SourcePolicy::AllowNone => 1,
-            }).sum();
-            let filter = ruleset.chain(SOURCE_CHAIN).map_or(0, |c| c.rules.len());
-            prop_assert_eq!(filter, expected);
-            // Every restricted destination ends with a drop after its accepts.
-            if let Some(chain) = ruleset.chain(SOURCE_CHAIN) {
-                prop_assert_eq!(chain.rules.last().and_then(|r| r.exprs.last()), Some(&Expr::Drop));
-            }
-        }
+    #[test]
+    fn an_empty_map_prints_no_element_list() {
+        let ruleset = Ruleset {
+            table: "t".into(),
+            maps: vec![VerdictMap {
+                name: "m".into(),
+                family: Family::V4,
+                elements: vec![],
+            }],
+            chains: vec![Chain {
+                name: "c".into(),
+                base: None,
+                rules: vec![],
+            }],
+        };
+        assert_eq!(
+            ruleset.to_string(),
+            "table inet t {\n\tmap m {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n\t}\n\n\tchain c {\n\t}\n}\n"
+        );
+        assert_eq!(ruleset.rule_count(), 0);
+        assert_eq!(ruleset.element_count(), 0);
+        assert!(ruleset.map("m").is_some() && ruleset.chain("c").is_some());
     }
 }
