@@ -161,3 +161,45 @@ fn dual_stack_lab_serves_node_ports_over_ipv6() {
     assert!(slices.contains("IPv6"), "{slices}");
     cluster.down().unwrap();
 }
+
+#[test]
+fn cli_mistakes_get_clear_errors() {
+    let cluster = Cluster::start_with(LabOptions {
+        nodes: 1,
+        extra_args: vec!["--controller".into(), "no".into()],
+        ..Default::default()
+    })
+    .expect("cluster");
+    let Some(dir) = cluster.lab_dir().map(|d| d.to_path_buf()) else {
+        return;
+    };
+    let lab = e2e::harness::cluster::lab_binary().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&lab)
+            .args(args)
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&["up", "--nodes", "1"]).contains("already up"));
+    assert!(run(&["fail", "node7"]).contains("unknown target"));
+    assert!(run(&["exec", "node7", "--", "true"]).contains("unknown host"));
+    let bad_nodes = std::process::Command::new(&lab)
+        .args(["up", "--nodes", "0", "--dir"])
+        .arg(dir.join("other"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad_nodes.stderr).contains("at least one node"));
+    // The lab is untouched by all of that.
+    assert_eq!(
+        cluster
+            .kubectl(&["get", "node", "node1", "-o", "name"])
+            .unwrap()
+            .trim(),
+        "node/node1"
+    );
+    cluster.down().unwrap();
+}

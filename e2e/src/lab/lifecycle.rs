@@ -191,6 +191,8 @@ fn settle(topology: &Topology, names: &[String]) -> Result<()> {
 /// Brings a lab up and returns its topology once everything is ready.
 pub async fn up(opts: &UpOptions) -> Result<Topology> {
     require_root()?;
+    // Bad arguments are refused before anything is claimed or created.
+    LabPlan::new(0, opts.nodes, opts.ipv6)?;
     let dir = state::absolute(&opts.dir)?;
     fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let _dir_lock = topology::lock_dir(&dir)?;
