@@ -199,6 +199,10 @@ pub struct Brain {
     synced: bool,
     /// Pools whose status or gauges need recomputing at the end of the current call.
     dirty_pools: BTreeSet<String>,
+    /// Services of ours that hold no address and could get one when addresses free up.
+    waiting: BTreeSet<ServiceKey>,
+    /// Set when the current call freed addresses, so that waiting Services are tried again.
+    freed: bool,
 }
 
 static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
@@ -213,6 +217,8 @@ impl Brain {
             pools: BTreeMap::new(),
             synced: false,
             dirty_pools: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            freed: false,
         }
     }
 
@@ -266,9 +272,11 @@ impl Brain {
     /// A Service was deleted: its addresses go back to their pool. No write: it is gone.
     pub fn delete_service(&mut self, key: &ServiceKey) -> Output {
         self.services.remove(key);
+        self.waiting.remove(key);
         self.finish(|brain, _| {
             if let Some(old) = brain.allocator.release(key) {
                 brain.dirty_pools.insert(old.pool);
+                brain.freed = true;
             }
         })
     }
@@ -404,6 +412,8 @@ impl Brain {
         for (_, key) in holding.iter().chain(&others) {
             self.reconcile_service(key, &mut out);
         }
+        // Everything was just reconciled, oldest first.
+        self.freed = false;
         self.flush(&mut out);
         out
     }
@@ -446,13 +456,22 @@ impl Brain {
         }
     }
 
-    /// Runs `step` unless not yet synced, then recomputes dirty pools.
+    /// Runs `step` unless not yet synced, gives waiting Services a chance at addresses the
+    /// step freed, then recomputes dirty pools.
     fn finish(&mut self, step: impl FnOnce(&mut Brain, &mut Output)) -> Output {
         let mut out = Output::default();
         if !self.synced {
             return out;
         }
         step(self, &mut out);
+        if std::mem::take(&mut self.freed) && !self.waiting.is_empty() {
+            let waiting: Vec<ServiceKey> = self.waiting.iter().cloned().collect();
+            for key in self.by_age(waiting) {
+                self.reconcile_service(&key, &mut out);
+            }
+            // Trying again frees nothing.
+            self.freed = false;
+        }
         self.flush(&mut out);
         out
     }
@@ -542,6 +561,8 @@ impl Brain {
                     ));
                     entry.noted_invalid = Some(note);
                 }
+                // It needs a fix from its owner, not a free address.
+                self.waiting.remove(key);
                 return;
             }
         };
@@ -584,6 +605,7 @@ impl Brain {
                         if before.as_ref() != Some(&assignment) {
                             if let Some(before) = &before {
                                 self.dirty_pools.insert(before.pool.clone());
+                                self.freed = true;
                             }
                             self.dirty_pools.insert(assignment.pool.clone());
                             let shown = entry.view.shown_ips();
@@ -637,8 +659,14 @@ impl Brain {
             ),
             None => (StatusWrite::Clear { exclusive: true }, None),
         };
+        let waiting = entry.held.is_none();
         entry.sync_status(status, out);
         entry.sync_annotation(pool, out);
+        if waiting {
+            self.waiting.insert(key.clone());
+        } else {
+            self.waiting.remove(key);
+        }
     }
 
     /// A Service that is not (or no longer) ours: release what it held and remove what we wrote.
@@ -648,8 +676,10 @@ impl Brain {
         };
         let released = self.allocator.release(key);
         entry.held = None;
+        self.waiting.remove(key);
         if let Some(old) = &released {
             self.dirty_pools.insert(old.pool.clone());
+            self.freed = true;
             let why = if !entry.view.is_load_balancer() {
                 "the Service is no longer of type LoadBalancer".to_string()
             } else {

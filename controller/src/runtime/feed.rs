@@ -291,14 +291,14 @@ mod tests {
         assert_eq!(statuses(&out), 0, "the pool is full until a is released");
         let out = feeder.feed(&mut brain, Input::Service(Event::InitDone));
         assert!(brain.assignment(&ServiceKey::new("default", "a")).is_none());
-        assert!(
-            out.intents
-                .iter()
-                .any(|i| matches!(i, Intent::PoolStatus { .. }))
-        );
-        // The next event for "c" finds a free address.
-        let out = feeder.feed(&mut brain, Input::Service(Event::Apply(svc("c"))));
+        // The address "a" held goes to the waiting "c" at once.
         assert_eq!(statuses(&out), 1);
+        assert_eq!(
+            brain
+                .assignment(&ServiceKey::new("default", "c"))
+                .map(|a| a.ips),
+            Some(vec!["198.51.100.0".parse().unwrap()])
+        );
     }
 
     #[test]

@@ -141,7 +141,11 @@ fn a_pool_that_never_was_valid_is_not_used() {
     world.settle(&mut brain, &out);
     assert_eq!(reasons(&out), vec![INVALID_POOL]);
     assert!(events(&out)[0].1.contains("previous version stay in use"));
-    assert!(out.problems.is_empty(), "the event is the log line: {:?}", out.problems);
+    assert!(
+        out.problems.is_empty(),
+        "the event is the log line: {:?}",
+        out.problems
+    );
     // After a restart the pool already shows the problem: no event, one log line.
     let (_, again) = world.start(mk_brain());
     assert!(events(&again).is_empty(), "{again:?}");

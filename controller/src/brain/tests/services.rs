@@ -207,13 +207,25 @@ fn exhausted_pool_leaves_the_next_service_pending_once() {
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(again.failures, vec!["exhausted"], "but still counted");
 
-    // Releasing the first lets the second in.
+    // A third one waits too; deleting the first lets the oldest waiting one in at once.
+    create(&mut world, &mut brain, mk_service("third", 3));
     world.services.remove(&key("first"));
     let out = brain.delete_service(&key("first"));
     world.settle(&mut brain, &out);
-    let out = brain.apply_service(&world.services[&key("second")]);
-    world.settle(&mut brain, &out);
-    assert_eq!(shown(&world, "second"), vec![ip("198.51.100.7")]);
+    assert_eq!(
+        status_writes(&out),
+        vec![(
+            key("second"),
+            set_v4(&["198.51.100.7"], Some(IpMode::Proxy))
+        )]
+    );
+    assert!(shown(&world, "third").is_empty());
+
+    // A type change frees the address as well.
+    let mut svc = mk_service("second", 2);
+    spec_mut(&mut svc).type_ = Some("NodePort".into());
+    update(&mut world, &mut brain, svc);
+    assert_eq!(shown(&world, "third"), vec![ip("198.51.100.7")]);
 }
 
 type Shape = Box<dyn Fn(Service) -> Service>;
