@@ -18,7 +18,7 @@ const DEFAULT_CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/ironl
 /// Hosts: `cp` (API server, node agent, ironlb-controller), `node1..nodeN` (kube-proxy
 /// stand-in, ironlb-speaker) and `client`, on one bridged segment 192.0.2.0/24 (+ 2001:db8::/64
 /// with --ipv6). Every command but `up` and `demo` finds its lab with --dir, else
-/// $IRONLB_LAB_DIR, else the directory of the last `lab up`.
+/// $IRONLB_LAB_DIR, else the directory of the last `lab up`. See e2e/README.md.
 #[derive(Parser, Debug)]
 #[command(name = "lab", version, about, long_about)]
 struct Cli {

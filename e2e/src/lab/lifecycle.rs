@@ -686,3 +686,63 @@ pub fn status(dir: &Path) -> Result<String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_topology() -> Topology {
+        let plan = LabPlan::new(0, 2, false).unwrap();
+        let dir = Path::new("/lab");
+        let mut t = Topology::new(dir, plan.clone(), ApiServer::StandIn);
+        let env = Env {
+            plan: &plan,
+            dir,
+            bin_dir: Path::new("/bin"),
+        };
+        t.upsert_process(env.apiserver());
+        t.upsert_process(env.node_agent());
+        t.upsert_process(env.controller());
+        for h in plan.hosts.iter().filter(|h| h.is_kube_node()) {
+            t.upsert_process(env.kube_proxy(h));
+        }
+        for h in plan.nodes() {
+            t.upsert_process(env.speaker(h));
+        }
+        t
+    }
+
+    #[test]
+    fn hosts_win_over_processes_and_unknown_targets_list_the_choices() {
+        let t = mk_topology();
+        assert!(matches!(resolve_target(&t, "node1"), Ok(Target::Host(h)) if h.name == "node1"));
+        assert_eq!(
+            resolve_target(&t, "speaker-node2").unwrap(),
+            Target::Process("speaker-node2".into())
+        );
+        match resolve_target(&t, "node9") {
+            Err(Error::UnknownTarget(name, choices)) => {
+                assert_eq!(name, "node9");
+                assert!(choices.contains("apiserver") && choices.contains("kube-proxy-node1"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_host_target_covers_exactly_its_processes() {
+        let t = mk_topology();
+        let on = |name: &str| {
+            let mut names = target_processes(&t, &resolve_target(&t, name).unwrap());
+            names.sort();
+            names
+        };
+        assert_eq!(on("node1"), ["kube-proxy-node1", "speaker-node1"]);
+        assert_eq!(
+            on("cp"),
+            ["apiserver", "controller", "kube-proxy-cp", "node-agent"]
+        );
+        assert!(on("client").is_empty());
+        assert_eq!(on("controller"), ["controller"]);
+    }
+}
