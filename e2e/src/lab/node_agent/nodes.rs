@@ -27,6 +27,8 @@ pub struct NodeSpec {
     /// InternalIPs, IPv4 first when both exist.
     pub ips: Vec<IpAddr>,
     pub control_plane: bool,
+    /// Reported in the Node's `nodeInfo`; the lab's nodes share the machine's kernel.
+    pub kernel_version: String,
 }
 
 impl NodeSpec {
@@ -62,6 +64,7 @@ pub fn parse_node_arg(arg: &str) -> Result<NodeSpec, AgentError> {
         name: name.to_string(),
         ips: parsed,
         control_plane: false,
+        kernel_version: String::new(),
     })
 }
 
@@ -232,7 +235,7 @@ pub fn desired_status(spec: &NodeSpec, health: NodeHealth, now: &Time) -> NodeSt
         node_info: Some(NodeSystemInfo {
             architecture: "amd64".into(),
             container_runtime_version: "lab://0".into(),
-            kernel_version: String::new(),
+            kernel_version: spec.kernel_version.clone(),
             kube_proxy_version: String::new(),
             kubelet_version: "v1.35.0-lab".into(),
             operating_system: "linux".into(),

@@ -52,6 +52,10 @@ impl Config {
             node.control_plane = true;
         }
         PodIpam::new(&pod_cidrs)?;
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        for node in &mut nodes {
+            node.kernel_version = kernel.trim().to_string();
+        }
         Ok(Config { nodes, pod_cidrs })
     }
 }
