@@ -7,6 +7,8 @@
 //! API's state exactly like a restarted process.
 
 mod feed;
+#[cfg(test)]
+mod tests;
 
 use std::pin::Pin;
 
