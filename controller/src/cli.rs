@@ -80,8 +80,12 @@ pub struct Args {
     #[arg(long, env = "IRONLB_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     pub lease_retry_period: Duration,
 
-    /// This replica's identity in the Lease [default: <hostname>_<pid>].
-    #[arg(long, env = "POD_NAME")]
+    // Written as `help` rather than a doc comment: rustdoc reads the angle brackets as HTML.
+    #[arg(
+        long,
+        env = "POD_NAME",
+        help = "This replica's identity in the Lease [default: <hostname>_<pid>]"
+    )]
     pub identity: Option<String>,
 
     /// Log filter, in RUST_LOG syntax (info, debug, ironlb_controller=debug,kube=warn).

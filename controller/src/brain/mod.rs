@@ -173,11 +173,13 @@ impl ServiceEntry {
         });
     }
 
-    /// Emits `AllocationFailed` unless the same message was the last one emitted.
-    fn note_failure(&mut self, message: String, out: &mut Output) {
+    /// Emits `AllocationFailed` and counts the failure, unless the same message was the last
+    /// one emitted: the metric counts failures, not retries of a Service still waiting.
+    fn note_failure(&mut self, reason: &'static str, message: String, out: &mut Output) {
         if self.noted_failure.as_deref() == Some(message.as_str()) {
             return;
         }
+        out.failures.push(reason);
         out.intents.push(self.event(
             EventKind::Warning,
             events::ALLOCATION_FAILED,
@@ -543,7 +545,6 @@ impl Brain {
                 asked
             }
             Err(errors) => {
-                out.failures.push("invalid_annotation");
                 let consequence = match &entry.held {
                     Some(held) => format!(
                         "the Service keeps {} until this is fixed",
@@ -553,6 +554,7 @@ impl Brain {
                 };
                 let note = format!("{errors}; {consequence}");
                 if entry.noted_invalid.as_deref() != Some(note.as_str()) {
+                    out.failures.push("invalid_annotation");
                     out.intents.push(entry.event(
                         EventKind::Warning,
                         events::INVALID_ANNOTATION,
@@ -590,12 +592,11 @@ impl Brain {
         let labels = self.namespaces.get(&key.namespace).unwrap_or(&NO_LABELS);
         match entry.view.request(&asked, labels) {
             Err(err) => {
-                out.failures.push("invalid_spec");
                 let consequence = match &entry.held {
                     Some(held) => format!("the Service keeps {}", join_ips(&held.ips)),
                     None => "no IP is allocated".to_string(),
                 };
-                entry.note_failure(format!("{err}; {consequence}"), out);
+                entry.note_failure("invalid_spec", format!("{err}; {consequence}"), out);
             }
             Ok(request) => {
                 let before = entry.held.clone();
@@ -630,13 +631,12 @@ impl Brain {
                         entry.held = Some(assignment);
                     }
                     Err(err) => {
-                        out.failures.push(err.reason());
                         entry.held = self.allocator.assignment(key);
                         let consequence = match &entry.held {
                             Some(held) => format!("the Service keeps {}", join_ips(&held.ips)),
                             None => "the Service stays pending".to_string(),
                         };
-                        entry.note_failure(format!("{err}; {consequence}"), out);
+                        entry.note_failure(err.reason(), format!("{err}; {consequence}"), out);
                     }
                 }
             }
