@@ -18,9 +18,12 @@ use e2e::bench::linear_cursor::LinearCursorAllocator;
 use ironlb_controller::allocator::{Allocator, FamilyPolicy, PoolConfig, Request, ServiceKey};
 use ironlb_crds::address::{AddressRange, Family, parse_address_entry};
 
-/// Rounds of ironlb's allocator (a round takes milliseconds).
-const OURS_ROUNDS: usize = 7;
-/// Rounds of the baseline (a round takes seconds).
+/// Timed windows for ironlb's allocator. One window fills (then churns) `OURS_BATCH` fresh
+/// allocators, so that it lasts about 100 ms: schedstat's CPU time is only brought up to date at
+/// scheduler ticks and context switches, so a window must be long next to a tick.
+const OURS_ROUNDS: usize = 3;
+const OURS_BATCH: usize = 12;
+/// Timed windows for the baseline; one fill already takes seconds.
 const BASELINE_ROUNDS: usize = 2;
 
 struct Case {
@@ -87,7 +90,7 @@ fn main() -> anyhow::Result<()> {
         "bench-alloc: {services} services per pool, ironlb allocator vs MetalLB-style linear cursor"
     );
     println!(
-        "best of {OURS_ROUNDS} rounds for ironlb and {BASELINE_ROUNDS} for the baseline; both must hand out identical addresses"
+        "best of {OURS_ROUNDS} rounds for ironlb ({OURS_BATCH} pools each) and {BASELINE_ROUNDS} for the baseline; both must hand out identical addresses"
     );
     let clock = if thread_cpu_ns().is_some() {
         "CPU time of the benchmark thread (/proc/thread-self/schedstat)"
@@ -103,7 +106,9 @@ fn main() -> anyhow::Result<()> {
     for case in &CASES {
         let range = parse_address_entry(case.entry).context("bench pool")?;
         let fill = Services::new(services, "svc");
-        let churn = Services::new(services, "churn");
+        // Churn costs the baseline as much per operation as filling; a fifth of the services
+        // gives a stable average and keeps the run short.
+        let churn = Services::new(services.div_ceil(5), "churn");
 
         let (ours_fill, ours_churn) =
             best_of(OURS_ROUNDS, || run_ours(case, range, &fill, &churn))?;
@@ -136,7 +141,8 @@ fn main() -> anyhow::Result<()> {
     );
     print_table(
         &format!(
-            "churn: {services} x (release a random service, allocate a new one) in a pool holding {services} (ns per release+allocate)"
+            "churn: {} x (release a random service, allocate a new one) in a pool holding {services} (ns per release+allocate)",
+            services.div_ceil(5)
         ),
         &churn_rows,
     );
@@ -293,39 +299,53 @@ fn release_order(n: usize) -> Vec<usize> {
 }
 
 /// Fills an empty pool with `fill`, then churns: releases `fill` in a shuffled order, each
-/// release followed by allocating one service of `churn`. Both phases are timed.
+/// release followed by allocating one service of `churn`. Both phases are timed, over
+/// `OURS_BATCH` allocators at once; the addresses of the first are returned for comparison.
 fn run_ours(
     case: &Case,
     range: AddressRange,
     fill: &Services,
     churn: &Services,
 ) -> anyhow::Result<(Measured, Measured)> {
-    let mut alloc = Allocator::new();
-    alloc.set_pool(PoolConfig {
-        avoid_buggy_ips: case.avoid_buggy_ips,
-        ..PoolConfig::new("bench", vec![range])
-    });
+    let mut allocs: Vec<Allocator> = (0..OURS_BATCH)
+        .map(|_| {
+            let mut alloc = Allocator::new();
+            alloc.set_pool(PoolConfig {
+                avoid_buggy_ips: case.avoid_buggy_ips,
+                ..PoolConfig::new("bench", vec![range])
+            });
+            alloc
+        })
+        .collect();
     let request = Request::new(FamilyPolicy::SingleStack(range.family()));
 
-    let mut fill_ips = Vec::with_capacity(fill.keys.len());
+    let mut fill_ips = vec![Vec::with_capacity(fill.keys.len()); OURS_BATCH];
     let start = Stopwatch::start();
-    for key in &fill.keys {
-        fill_ips.push(alloc.assign(key, &request)?.ips[0]);
+    for (alloc, ips) in allocs.iter_mut().zip(&mut fill_ips) {
+        for key in &fill.keys {
+            ips.push(alloc.assign(key, &request)?.ips[0]);
+        }
     }
-    let fill_ns = start.per_op(fill.keys.len());
+    let fill_ns = start.per_op(OURS_BATCH * fill.keys.len());
 
     let order = release_order(fill.keys.len());
-    let mut churn_ips = Vec::with_capacity(churn.keys.len());
+    let mut churn_ips = vec![Vec::with_capacity(churn.keys.len()); OURS_BATCH];
     let start = Stopwatch::start();
-    for (victim, key) in order.iter().zip(&churn.keys) {
-        alloc.release(&fill.keys[*victim]);
-        churn_ips.push(alloc.assign(key, &request)?.ips[0]);
+    for (alloc, ips) in allocs.iter_mut().zip(&mut churn_ips) {
+        for (victim, key) in order.iter().zip(&churn.keys) {
+            alloc.release(&fill.keys[*victim]);
+            ips.push(alloc.assign(key, &request)?.ips[0]);
+        }
     }
-    let churn_ns = start.per_op(churn.keys.len());
-    black_box(&alloc);
+    let churn_ns = start.per_op(OURS_BATCH * churn.keys.len());
+    black_box(&allocs);
+    ensure!(
+        fill_ips.windows(2).all(|w| w[0] == w[1]) && churn_ips.windows(2).all(|w| w[0] == w[1]),
+        "ironlb is not deterministic"
+    );
     Ok((
-        Measured::new(fill_ns, fill_ips),
-        Measured::new(churn_ns, churn_ips),
+        Measured::new(fill_ns, fill_ips.swap_remove(0)),
+        Measured::new(churn_ns, churn_ips.swap_remove(0)),
     ))
 }
 
