@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn terminate_ends_a_child_and_its_group() {
-        let child = Command::new("sleep")
+        let mut child = Command::new("sleep")
             .arg("30")
             .process_group(0)
             .spawn()
@@ -171,6 +171,7 @@ mod tests {
         // Our own child stays a zombie until waited for: that counts as gone.
         assert!(!is_running(raw, Path::new("/usr/bin/sleep")));
         assert!(wait_gone(&[raw], Duration::from_millis(10)));
+        assert!(!child.wait().unwrap().success(), "it was killed");
     }
 
     #[test]

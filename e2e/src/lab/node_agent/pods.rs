@@ -294,11 +294,8 @@ mod tests {
 
     #[test]
     fn readiness_follows_the_annotation() {
-        assert_eq!(wants_ready(&mk_pod("a", &[])).0, true);
-        assert_eq!(
-            wants_ready(&mk_pod("a", &[(POD_READY_ANNOTATION, "false")])).0,
-            false
-        );
+        assert!(wants_ready(&mk_pod("a", &[])).0);
+        assert!(!wants_ready(&mk_pod("a", &[(POD_READY_ANNOTATION, "false")])).0);
         let (ready, err) = wants_ready(&mk_pod("a", &[(POD_READY_ANNOTATION, "maybe")]));
         assert!(!ready);
         assert!(err.unwrap().to_string().contains("maybe"));
@@ -318,7 +315,7 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(s.pod_ip.as_deref(), Some("203.0.113.130"));
         assert_eq!(s.host_ip.as_deref(), Some("192.0.2.11"));
-        assert_eq!(s.container_statuses.as_ref().unwrap()[0].ready, true);
+        assert!(s.container_statuses.as_ref().unwrap()[0].ready);
         assert_eq!(pod_ips(&pod), ips);
         assert!(is_ready(&pod));
         assert!(status_matches(&pod, &ips, &node, true));

@@ -378,14 +378,13 @@ mod tests {
     fn apply(snap: &mut Snapshot, actions: &[Action]) {
         for a in actions {
             match a {
-                Action::ApplyNode(n) => {
+                Action::ApplyNode(n)
                     if !snap
                         .nodes
                         .iter()
-                        .any(|x| x.metadata.name == n.metadata.name)
-                    {
-                        snap.nodes.push(Arc::new(n.clone()));
-                    }
+                        .any(|x| x.metadata.name == n.metadata.name) =>
+                {
+                    snap.nodes.push(Arc::new(n.clone()));
                 }
                 Action::ApplyNodeStatus { name, status } => {
                     for n in snap.nodes.iter_mut() {
@@ -548,6 +547,6 @@ mod tests {
             Action::SetPodStatus { name, status, .. } if name == "bad" => Some(status.clone()),
             _ => None,
         });
-        assert_eq!(status.unwrap().container_statuses.unwrap()[0].ready, false);
+        assert!(!status.unwrap().container_statuses.unwrap()[0].ready);
     }
 }
