@@ -124,6 +124,72 @@ fn forwarding_sctp() {
 }
 
 #[test]
+fn sctp_helpers_compute_the_standard_crc32c() {
+    // The check value of CRC-32C.
+    assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+    let packet = sctp_packet(1, 2, 3, &sctp_init_chunk(false, 4));
+    assert!(sctp_checksum_ok(&packet));
+    let mut corrupted = packet.clone();
+    corrupted[20] ^= 1;
+    assert!(!sctp_checksum_ok(&corrupted));
+}
+
+/// SCTP's CRC32c covers the ports, so the rewrite must recompute it. Raw sockets show the
+/// packets as they arrive on both sides (they need no SCTP module, which the test machine's
+/// kernel may lack): the client's INIT reaches the node at nodeIP:nodePort with a valid CRC,
+/// and the node's INIT ACK reaches the client from VIP:port with a valid CRC.
+#[test]
+fn forwarding_sctp_rewrites_keep_the_crc32c_valid() {
+    require_kernel!();
+    let lab = Lab::new();
+    lab.nft()
+        .replace(&rendered(&[entry(
+            VIP_V4,
+            L4Protocol::Sctp,
+            9,
+            NODE_V4,
+            30009,
+            &[],
+        )]))
+        .expect("apply");
+    let node = raw_sctp_socket(&lab.node, NODE_V4);
+    let client = raw_sctp_socket(&lab.client, CLIENT_V4);
+    let tag = 0x1122_3344;
+
+    let init = sctp_packet(40009, 9, 0, &sctp_init_chunk(false, tag));
+    client
+        .send_to(&init, &sa(VIP_V4, 0).into())
+        .expect("send INIT");
+    let (_, to, arrived) = recv_sctp_from(&node, ip(CLIENT_V4)).expect("the INIT reaches the node");
+    assert_eq!(to, ip(NODE_V4));
+    assert_eq!(
+        arrived[..4],
+        [40009u16.to_be_bytes(), 30009u16.to_be_bytes()].concat()[..]
+    );
+    assert!(
+        sctp_checksum_ok(&arrived),
+        "CRC32c recomputed after dport := nodePort"
+    );
+    assert_eq!(arrived[12..], init[12..], "the chunks are untouched");
+
+    // The answer, in the reply direction of the connection conntrack just created.
+    let init_ack = sctp_packet(30009, 40009, tag, &sctp_init_chunk(true, 0x5566_7788));
+    node.send_to(&init_ack, &sa(CLIENT_V4, 0).into())
+        .expect("send INIT ACK");
+    let (from, _, answer) =
+        recv_sctp_from(&client, ip(VIP_V4)).expect("the INIT ACK comes from the VIP");
+    assert_eq!(from, ip(VIP_V4));
+    assert_eq!(
+        answer[..4],
+        [9u16.to_be_bytes(), 40009u16.to_be_bytes()].concat()[..]
+    );
+    assert!(
+        sctp_checksum_ok(&answer),
+        "CRC32c recomputed after sport := port"
+    );
+}
+
+#[test]
 fn forwarding_source_ranges_drop_unlisted_sources() {
     require_kernel!();
     let lab = Lab::new();
