@@ -2,15 +2,18 @@
 //!
 //! `cargo bench -p ironlb-speaker --bench forwarding_render` prints, for growing numbers of
 //! Service ports on one node, the time to render the ruleset and to encode the netlink batch,
-//! the number of rules and the batch size. Applying the batch in the kernel is measured by the
-//! `forwarding_large_ruleset_applies_in_one_batch` kernel test, which prints its duration.
+//! the numbers of chains, rules and map elements, and the batch size. Applying the batch in
+//! the kernel is measured by the `forwarding_throughput` benchmark and the
+//! `forwarding_large_ruleset_applies_in_one_batch` kernel test, which print their durations.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use ironlb_speaker::forwarding::netlink_msg::encode_replace;
-use ironlb_speaker::forwarding::{ForwardEntry, L4Protocol, MarkBit, SourceRange, render};
+use ironlb_speaker::forwarding::{
+    ForwardEntry, L4Protocol, MarkBit, SourceRange, conflicts, render,
+};
 
 fn entries(count: usize, with_ranges: bool) -> Vec<ForwardEntry> {
     let node = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -26,7 +29,10 @@ fn entries(count: usize, with_ranges: bool) -> Vec<ForwardEntry> {
                 L4Protocol::Udp
             };
             let ranges = if with_ranges { vec![range] } else { vec![] };
-            ForwardEntry::new(vip, proto, port, node, 30000 + (i % 2768) as u16, ranges).unwrap()
+            // Every Service port has its own NodePort (per protocol), as Kubernetes assigns them;
+            // the range is wider than the default 30000-32767 so that 10,000 ports fit.
+            let node_port = 20000 + (i / 2) as u16;
+            ForwardEntry::new(vip, proto, port, node, node_port, ranges).unwrap()
         })
         .collect()
 }
@@ -46,8 +52,8 @@ fn median(runs: usize, mut f: impl FnMut()) -> Duration {
 
 fn main() {
     println!(
-        "{:>8} {:>7} {:>7} {:>12} {:>12} {:>11}",
-        "ports", "ranges", "rules", "render", "encode", "batch"
+        "{:>8} {:>7} {:>7} {:>7} {:>9} {:>12} {:>12} {:>11}",
+        "ports", "ranges", "chains", "rules", "elements", "render", "encode", "batch"
     );
     for count in [100usize, 1_000, 10_000] {
         for with_ranges in [false, true] {
@@ -61,11 +67,14 @@ fn main() {
                 black_box(encode_replace(black_box(&ruleset), 1));
             });
             let batch = encode_replace(&ruleset, 1);
+            assert!(conflicts(&input).is_empty(), "the input has no conflicts");
             println!(
-                "{:>8} {:>7} {:>7} {:>12.3?} {:>12.3?} {:>8} KiB",
+                "{:>8} {:>7} {:>7} {:>7} {:>9} {:>12.3?} {:>12.3?} {:>8} KiB",
                 count,
                 if with_ranges { "1" } else { "0" },
+                ruleset.chains.len(),
                 ruleset.rule_count(),
+                ruleset.element_count(),
                 render_time,
                 encode_time,
                 batch.bytes.len() / 1024
