@@ -1,47 +1,43 @@
 //! The writer: turns the brain's intents into API writes.
 //!
-//! - Writes run concurrently and never two at once for one object: each object has a slot
-//!   holding the latest desired state of each of its parts (Service status, Service annotation,
-//!   pool status). A new intent replaces the part it touches, so however many intents arrive,
-//!   the object ends with the latest one.
-//! - Service status writes (what `kubectl get svc` shows as EXTERNAL-IP) have `concurrency`
-//!   requests in flight of their own; annotation and pool status writes share
-//!   `background_concurrency`, and Events `event_concurrency`, so that a burst of those never
-//!   queues ahead of a status write.
-//! - A failed write goes back into its slot (under anything newer) and is retried with
+//! - Each object has a slot holding the latest desired state of each of its parts (Service
+//!   status, Service annotation, pool status). A new intent replaces the part it touches, so
+//!   however many intents arrive, the object ends with the latest one, and an object is never
+//!   written by two workers at once.
+//! - A fixed set of workers drains two queues of objects: `concurrency` workers write Service
+//!   status (what `kubectl get svc` shows as EXTERNAL-IP) and nothing else, and
+//!   `background_concurrency` workers write annotations and pool status, so a burst of those
+//!   never delays a status. `event_concurrency` workers emit Events. A backlog costs a queue
+//!   entry per object, not a task.
+//! - A failed write goes back into its slot (under anything newer) and is retried after an
 //!   exponential backoff. Writes the server rejects as invalid are given up and reported back,
 //!   so the brain tries again on the next event; writes to deleted objects are dropped.
 //! - Pool status writes are coalesced: at most one per pool per `pool_status_interval`, always
 //!   ending with the latest counts.
 //! - If the server does not know `status.loadBalancer.ingress[].ipMode`, the writer turns it
 //!   off for the life of the process, logs that once, tells the brain, and writes without it.
-//! - Events go out on their own, with a smaller concurrency, and are best effort.
 //!
 //! Everything stops when the cancellation token fires (leadership lost or shutdown).
 
 mod body;
+mod requests;
 mod retry;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ironlb_crds::IPAddressPool;
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use tokio::sync::{Semaphore, mpsc};
+use kube::runtime::events::Reporter;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::allocator::ServiceKey;
-use crate::brain::{EventIntent, EventKind, Intent, PoolStatusWrite, StatusWrite};
+use crate::brain::{EventIntent, Intent, PoolStatusWrite, StatusWrite};
 use crate::metrics::Metrics;
 
 pub use retry::{Backoff, Failure, classify, classify_status};
@@ -49,17 +45,17 @@ pub use retry::{Backoff, Failure, classify, classify_status};
 /// The field manager of every apply, and the reporting controller of Events.
 pub const MANAGER: &str = "ironlb-controller";
 
-/// Attempts for one Event before it is dropped.
-const EVENT_ATTEMPTS: u32 = 3;
+/// Events waiting beyond this many are dropped (they are best effort; writes are not).
+const MAX_QUEUED_EVENTS: usize = 20_000;
 
 /// Tuning of the writer.
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
-    /// Service status writes in flight at most.
+    /// Workers writing Service status.
     pub concurrency: usize,
-    /// Annotation and pool status writes in flight at most.
+    /// Workers writing annotations and pool status.
     pub background_concurrency: usize,
-    /// Events in flight at most.
+    /// Workers emitting Events.
     pub event_concurrency: usize,
     /// Minimum time between two status writes of one pool.
     pub pool_status_interval: Duration,
@@ -110,8 +106,6 @@ struct Work {
     status: Option<StatusWrite>,
     annotation: Option<Option<String>>,
     pool: Option<PoolStatusWrite>,
-    /// When the oldest part arrived, for the reconcile duration.
-    since: Option<Instant>,
 }
 
 impl Work {
@@ -130,27 +124,61 @@ impl Work {
         if newer.pool.is_some() {
             self.pool = newer.pool;
         }
-        self.since = match (self.since, newer.since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
     }
+}
+
+/// Where an object's slot stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum SlotState {
+    /// Nothing to write.
+    #[default]
+    Idle,
+    /// In a queue, waiting for a worker.
+    Queued,
+    /// A worker is writing it.
+    Running,
+    /// Waiting for a backoff or the pool status interval to pass.
+    Waiting,
 }
 
 #[derive(Debug, Default)]
 struct Slot {
     next: Work,
-    running: bool,
-    last_write: Option<Instant>,
+    state: SlotState,
+    /// Failed attempts in a row, for the backoff.
+    attempt: u32,
+    /// When a pool status was last written.
+    last_pool_write: Option<Instant>,
+    /// When the oldest unwritten part arrived, for the reconcile duration.
+    since: Option<Instant>,
+}
+
+/// Which workers a queue feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    /// Service status only.
+    Status,
+    /// Everything else: annotations, pool status (and a status that is already due).
+    Background,
+}
+
+#[derive(Debug, Default)]
+struct Queues {
+    slots: HashMap<Target, Slot>,
+    status: VecDeque<Target>,
+    background: VecDeque<Target>,
+    events: VecDeque<EventIntent>,
+    /// Workers in the middle of a write or an Event.
+    busy: usize,
 }
 
 struct Inner {
     client: kube::Client,
     config: WriterConfig,
-    permits: Semaphore,
-    background_permits: Semaphore,
-    event_permits: Semaphore,
-    slots: Mutex<HashMap<Target, Slot>>,
+    queues: Mutex<Queues>,
+    status_ready: Notify,
+    background_ready: Notify,
+    events_ready: Notify,
     ip_mode: AtomicBool,
     metrics: Metrics,
     feedback: mpsc::UnboundedSender<Feedback>,
@@ -166,7 +194,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer that stops when `cancel` fires. Feedback for the brain goes to `feedback`.
+    /// A writer whose workers stop when `cancel` fires. Feedback for the brain goes to
+    /// `feedback`. Must be called inside a tokio runtime.
     pub fn new(
         client: kube::Client,
         config: WriterConfig,
@@ -178,22 +207,34 @@ impl Writer {
             controller: MANAGER.to_string(),
             instance: Some(config.instance.clone()),
         };
-        Writer {
-            inner: Arc::new(Inner {
-                client,
-                permits: Semaphore::new(config.concurrency.max(1)),
-                background_permits: Semaphore::new(config.background_concurrency.max(1)),
-                event_permits: Semaphore::new(config.event_concurrency.max(1)),
-                ip_mode: AtomicBool::new(config.ip_mode),
-                config,
-                slots: Mutex::new(HashMap::new()),
-                metrics,
-                feedback,
-                cancel,
-                tracker: TaskTracker::new(),
-                reporter,
-            }),
+        let inner = Arc::new(Inner {
+            client,
+            ip_mode: AtomicBool::new(config.ip_mode),
+            config,
+            queues: Mutex::new(Queues::default()),
+            status_ready: Notify::new(),
+            background_ready: Notify::new(),
+            events_ready: Notify::new(),
+            metrics,
+            feedback,
+            cancel,
+            tracker: TaskTracker::new(),
+            reporter,
+        });
+        for _ in 0..inner.config.concurrency.max(1) {
+            inner
+                .tracker
+                .spawn(inner.clone().write_worker(Lane::Status));
         }
+        for _ in 0..inner.config.background_concurrency.max(1) {
+            inner
+                .tracker
+                .spawn(inner.clone().write_worker(Lane::Background));
+        }
+        for _ in 0..inner.config.event_concurrency.max(1) {
+            inner.tracker.spawn(inner.clone().event_worker());
+        }
+        Writer { inner }
     }
 
     /// Whether `ipMode` is still written.
@@ -201,25 +242,27 @@ impl Writer {
         self.inner.ip_mode.load(Ordering::Relaxed)
     }
 
-    /// Queues an intent. Never blocks.
+    /// Queues an intent. Never blocks on I/O.
     pub fn submit(&self, intent: Intent) {
         if self.inner.cancel.is_cancelled() {
             return;
         }
-        let now = Some(Instant::now());
         let (target, work) = match intent {
             Intent::Event(event) => {
-                let inner = self.inner.clone();
-                self.inner
-                    .tracker
-                    .spawn(async move { inner.publish(event).await });
+                let mut queues = self.inner.lock();
+                if queues.events.len() >= MAX_QUEUED_EVENTS {
+                    tracing::debug!(regarding = %event.regarding, reason = event.reason, "too many Events queued; dropping one");
+                    return;
+                }
+                queues.events.push_back(event);
+                drop(queues);
+                self.inner.events_ready.notify_one();
                 return;
             }
             Intent::ServiceStatus { key, write } => (
                 Target::Service(key),
                 Work {
                     status: Some(write),
-                    since: now,
                     ..Work::default()
                 },
             ),
@@ -227,7 +270,6 @@ impl Writer {
                 Target::Service(key),
                 Work {
                     annotation: Some(pool),
-                    since: now,
                     ..Work::default()
                 },
             ),
@@ -239,41 +281,60 @@ impl Writer {
                 Target::Pool { namespace, name },
                 Work {
                     pool: Some(status),
-                    since: now,
                     ..Work::default()
                 },
             ),
         };
-        let start = {
-            let mut slots = self.inner.lock_slots();
-            let slot = slots.entry(target.clone()).or_default();
-            slot.next.overlay(work);
-            !std::mem::replace(&mut slot.running, true)
+        let urgent = work.status.is_some();
+        let mut queues = self.inner.lock();
+        let slot = queues.slots.entry(target.clone()).or_default();
+        slot.next.overlay(work);
+        slot.since.get_or_insert_with(Instant::now);
+        let lane = match slot.state {
+            SlotState::Idle => {
+                slot.state = SlotState::Queued;
+                Some(lane_of(&slot.next))
+            }
+            // Queued for the background lane only: a status makes it urgent.
+            SlotState::Queued if urgent => Some(Lane::Status),
+            // A worker or a timer requeues it when done.
+            SlotState::Queued | SlotState::Running | SlotState::Waiting => None,
         };
-        if start {
-            let inner = self.inner.clone();
-            self.inner
-                .tracker
-                .spawn(async move { inner.run(target).await });
+        if let Some(lane) = lane {
+            self.inner.push(&mut queues, target, lane);
         }
     }
 
-    /// Stops every write and waits for the tasks to end.
+    /// Stops every worker and waits for them to end.
     pub async fn shutdown(&self) {
         self.inner.cancel.cancel();
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
     }
 
-    /// Waits until nothing is queued or in flight (tests and benchmarks).
+    /// Waits until nothing is queued, waiting or in flight (tests and benchmarks).
     pub async fn idle(&self) {
         loop {
-            let busy = self.inner.lock_slots().values().any(|s| s.running);
-            if !busy && self.inner.tracker.is_empty() {
-                return;
+            {
+                let queues = self.inner.lock();
+                let quiet = queues.busy == 0
+                    && queues.events.is_empty()
+                    && queues.slots.values().all(|s| s.state == SlotState::Idle);
+                if quiet {
+                    return;
+                }
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+    }
+}
+
+/// The lane a slot's pending work belongs in.
+fn lane_of(work: &Work) -> Lane {
+    if work.status.is_some() {
+        Lane::Status
+    } else {
+        Lane::Background
     }
 }
 
@@ -284,81 +345,201 @@ struct Unfinished {
 }
 
 impl Inner {
-    fn lock_slots(&self) -> std::sync::MutexGuard<'_, HashMap<Target, Slot>> {
-        // A panic while holding the lock cannot leave a slot half-updated in a way that
-        // matters (every update is one assignment), so a poisoned lock is still usable.
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        // Every update under the lock is a few assignments that cannot panic half-way, so a
+        // poisoned lock still holds consistent data.
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes the slot of `target` until it is empty.
-    async fn run(self: Arc<Self>, target: Target) {
-        let mut attempt = 0u32;
+    fn push(&self, queues: &mut Queues, target: Target, lane: Lane) {
+        match lane {
+            Lane::Status => {
+                queues.status.push_back(target);
+                self.status_ready.notify_one();
+            }
+            Lane::Background => {
+                queues.background.push_back(target);
+                self.background_ready.notify_one();
+            }
+        }
+    }
+
+    /// Takes the next queued object of `lane`, marking it running. Stale entries (an object
+    /// queued twice, or already taken) are skipped.
+    fn pop(&self, lane: Lane) -> Option<Target> {
+        let mut queues = self.lock();
         loop {
+            let target = match lane {
+                Lane::Status => queues.status.pop_front()?,
+                Lane::Background => queues.background.pop_front()?,
+            };
+            if let Some(slot) = queues.slots.get_mut(&target)
+                && slot.state == SlotState::Queued
+            {
+                slot.state = SlotState::Running;
+                queues.busy += 1;
+                return Some(target);
+            }
+        }
+    }
+
+    async fn write_worker(self: Arc<Self>, lane: Lane) {
+        let ready = match lane {
+            Lane::Status => &self.status_ready,
+            Lane::Background => &self.background_ready,
+        };
+        loop {
+            let notified = ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.pop(lane) {
+                Some(target) => self.process(target, lane).await,
+                None => tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    () = &mut notified => {}
+                },
+            }
             if self.cancel.is_cancelled() {
                 return;
             }
-            if let Target::Pool { .. } = target {
-                let last = self.lock_slots().get(&target).and_then(|s| s.last_write);
-                if let Some(last) = last {
-                    let due = last + self.config.pool_status_interval;
-                    if !self.sleep_until(due).await {
-                        return;
-                    }
+        }
+    }
+
+    async fn event_worker(self: Arc<Self>) {
+        loop {
+            let notified = self.events_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let event = {
+                let mut queues = self.lock();
+                let event = queues.events.pop_front();
+                if event.is_some() {
+                    queues.busy += 1;
                 }
+                event
+            };
+            match event {
+                Some(event) => {
+                    self.publish(event).await;
+                    self.lock().busy -= 1;
+                }
+                None => tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    () = &mut notified => {}
+                },
             }
-            let work = {
-                let mut slots = self.lock_slots();
-                let Some(slot) = slots.get_mut(&target) else {
-                    return;
-                };
-                let work = std::mem::take(&mut slot.next);
-                if work.is_empty() {
-                    slot.running = false;
-                    if let Target::Service(_) = target {
-                        slots.remove(&target);
-                    }
-                    return;
-                }
-                if work.pool.is_some() {
-                    slot.last_write = Some(Instant::now());
-                }
-                work
+            if self.cancel.is_cancelled() {
+                return;
+            }
+        }
+    }
+
+    /// Writes what `lane` handles of one running object, then requeues, parks or idles it.
+    async fn process(self: &Arc<Self>, target: Target, lane: Lane) {
+        let work = {
+            let mut queues = self.lock();
+            let Some(slot) = queues.slots.get_mut(&target) else {
+                queues.busy -= 1;
+                return;
             };
-            let since = work.since;
-            let outcome = match &target {
-                Target::Service(key) => self.write_service(key, work).await,
-                Target::Pool { namespace, name } => self.write_pool(namespace, name, work).await,
+            if lane == Lane::Background
+                && slot.next.pool.is_some()
+                && let Some(last) = slot.last_pool_write
+                && last.elapsed() < self.config.pool_status_interval
+            {
+                // Too soon for this pool: come back when the interval has passed.
+                let due = last + self.config.pool_status_interval;
+                slot.state = SlotState::Waiting;
+                queues.busy -= 1;
+                drop(queues);
+                self.wake_at(target, due);
+                return;
+            }
+            let work = match lane {
+                Lane::Status => Work {
+                    status: slot.next.status.take(),
+                    ..Work::default()
+                },
+                Lane::Background => std::mem::take(&mut slot.next),
             };
-            let Err(Unfinished { rest, failure }) = outcome else {
-                attempt = 0;
-                if let Some(since) = since {
+            if work.pool.is_some() {
+                slot.last_pool_write = Some(Instant::now());
+            }
+            work
+        };
+        let outcome = match &target {
+            _ if work.is_empty() => Ok(()),
+            Target::Service(key) => self.write_service(key, work).await,
+            Target::Pool { namespace, name } => self.write_pool(namespace, name, work).await,
+        };
+
+        let mut queues = self.lock();
+        queues.busy -= 1;
+        let Some(slot) = queues.slots.get_mut(&target) else {
+            return;
+        };
+        let mut backoff = None;
+        match outcome {
+            Ok(()) => {
+                slot.attempt = 0;
+                if slot.next.is_empty()
+                    && let Some(since) = slot.since.take()
+                {
                     self.metrics
                         .reconcile_duration
                         .observe(since.elapsed().as_secs_f64());
                 }
-                continue;
-            };
-            match failure {
+            }
+            Err(Unfinished { rest, failure }) => match failure {
                 Failure::Gone => {}
                 Failure::GiveUp => self.abandon(&target, &rest),
                 Failure::NoIpMode | Failure::Retry => {
-                    {
-                        let mut slots = self.lock_slots();
-                        if let Some(slot) = slots.get_mut(&target) {
-                            let newer = std::mem::take(&mut slot.next);
-                            slot.next = rest;
-                            slot.next.overlay(newer);
-                        }
-                    }
+                    let newer = std::mem::take(&mut slot.next);
+                    slot.next = rest;
+                    slot.next.overlay(newer);
                     if failure == Failure::Retry {
-                        attempt = attempt.saturating_add(1);
-                        if !self.sleep(self.config.backoff.delay(attempt)).await {
-                            return;
-                        }
+                        slot.attempt = slot.attempt.saturating_add(1);
+                        backoff = Some(self.config.backoff.delay(slot.attempt));
+                    }
+                }
+            },
+        }
+        if let Some(delay) = backoff {
+            slot.state = SlotState::Waiting;
+            drop(queues);
+            self.wake_at(target, Instant::now() + delay);
+        } else if slot.next.is_empty() {
+            slot.state = SlotState::Idle;
+            slot.since = None;
+            // Pool slots stay, to remember when the pool was last written.
+            if matches!(target, Target::Service(_)) {
+                queues.slots.remove(&target);
+            }
+        } else {
+            slot.state = SlotState::Queued;
+            let lane = lane_of(&slot.next);
+            self.push(&mut queues, target, lane);
+        }
+    }
+
+    /// Requeues a waiting object at `due`.
+    fn wake_at(self: &Arc<Self>, target: Target, due: Instant) {
+        let inner = self.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = inner.cancel.cancelled() => {}
+                () = tokio::time::sleep_until(due) => {
+                    let mut queues = inner.lock();
+                    if let Some(slot) = queues.slots.get_mut(&target)
+                        && slot.state == SlotState::Waiting
+                    {
+                        slot.state = SlotState::Queued;
+                        let lane = lane_of(&slot.next);
+                        inner.push(&mut queues, target, lane);
                     }
                 }
             }
-        }
+        });
     }
 
     fn abandon(&self, target: &Target, rest: &Work) {
@@ -378,237 +559,4 @@ impl Inner {
             let _ = self.feedback.send(note);
         }
     }
-
-    /// Sleeps unless cancelled first; returns false when cancelled.
-    async fn sleep(&self, duration: Duration) -> bool {
-        self.sleep_until(Instant::now() + duration).await
-    }
-
-    async fn sleep_until(&self, due: Instant) -> bool {
-        tokio::select! {
-            () = self.cancel.cancelled() => false,
-            () = tokio::time::sleep_until(due) => true,
-        }
-    }
-
-    /// Runs one request under a permit. `None` when cancelled.
-    async fn with_permit<T>(
-        &self,
-        permits: &Semaphore,
-        request: impl Future<Output = T>,
-    ) -> Option<T> {
-        let _permit = tokio::select! {
-            () = self.cancel.cancelled() => return None,
-            permit = permits.acquire() => permit.ok()?,
-        };
-        tokio::select! {
-            () = self.cancel.cancelled() => None,
-            result = request => Some(result),
-        }
-    }
-
-    /// Counts a write's result; returns how the failure is handled.
-    fn record<T>(
-        &self,
-        what: &str,
-        target: &str,
-        result: &Result<T, kube::Error>,
-    ) -> Option<Failure> {
-        match result {
-            Ok(_) => {
-                self.metrics.reconciles.with_label_values(&["ok"]).inc();
-                None
-            }
-            Err(err) => {
-                self.metrics.reconciles.with_label_values(&["error"]).inc();
-                let failure = classify(err);
-                match failure {
-                    Failure::Gone => tracing::debug!(%target, "{what}: the object is gone"),
-                    Failure::NoIpMode => {}
-                    Failure::GiveUp => {
-                        tracing::warn!(%target, error = %err, "{what} rejected; giving up until the object changes")
-                    }
-                    Failure::Retry => {
-                        tracing::warn!(%target, error = %err, "{what} failed; retrying")
-                    }
-                }
-                Some(failure)
-            }
-        }
-    }
-
-    /// Turns ipMode off; the first caller logs it and tells the brain.
-    fn ip_mode_unsupported(&self) {
-        if self.ip_mode.swap(false, Ordering::Relaxed) {
-            tracing::warn!(
-                "the API server does not know status.loadBalancer.ingress[].ipMode (Kubernetes before 1.29); writing Service status without it from now on"
-            );
-            let _ = self.feedback.send(Feedback::IpModeUnsupported);
-        }
-    }
-
-    async fn write_service(&self, key: &ServiceKey, mut work: Work) -> Result<(), Unfinished> {
-        let api: Api<Service> = Api::namespaced(self.client.clone(), &key.namespace);
-        let params = PatchParams::apply(MANAGER).force();
-        let target = key.to_string();
-        if let Some(write) = work.status.clone() {
-            let with_ip_mode = self.ip_mode.load(Ordering::Relaxed);
-            let body = body::service_status(key, &write, with_ip_mode);
-            let Some(result) = self
-                .with_permit(
-                    &self.permits,
-                    api.patch_status(&key.name, &params, &Patch::Apply(&body)),
-                )
-                .await
-            else {
-                return Ok(());
-            };
-            match self.record("Service status write", &target, &result) {
-                None => {}
-                Some(Failure::NoIpMode) if !with_ip_mode => {
-                    // We sent no ipMode and the server still complains about it.
-                    return Err(Unfinished {
-                        rest: work,
-                        failure: Failure::GiveUp,
-                    });
-                }
-                Some(Failure::NoIpMode) => {
-                    self.ip_mode_unsupported();
-                    return Err(Unfinished {
-                        rest: work,
-                        failure: Failure::NoIpMode,
-                    });
-                }
-                Some(failure) => {
-                    return Err(Unfinished {
-                        rest: work,
-                        failure,
-                    });
-                }
-            }
-            if let (Ok(written), StatusWrite::Clear { exclusive: true }) = (&result, &write)
-                && shows_ingress(written)
-            {
-                // Another field manager owns entries on a Service that is ours alone.
-                let patch = body::drop_ingress();
-                let Some(result) = self
-                    .with_permit(
-                        &self.permits,
-                        api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch)),
-                    )
-                    .await
-                else {
-                    return Ok(());
-                };
-                if let Some(failure) = self.record("Service status clear", &target, &result) {
-                    return Err(Unfinished {
-                        rest: work,
-                        failure,
-                    });
-                }
-            }
-            work.status = None;
-        }
-        if let Some(pool) = work.annotation.clone() {
-            let body = body::pool_annotation(key, pool.as_deref());
-            let Some(result) = self
-                .with_permit(
-                    &self.background_permits,
-                    api.patch(&key.name, &params, &Patch::Apply(&body)),
-                )
-                .await
-            else {
-                return Ok(());
-            };
-            if let Some(failure) = self.record("Service annotation write", &target, &result) {
-                return Err(Unfinished {
-                    rest: work,
-                    failure,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    async fn write_pool(&self, namespace: &str, name: &str, work: Work) -> Result<(), Unfinished> {
-        let Some(status) = &work.pool else {
-            return Ok(());
-        };
-        let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), namespace);
-        let now = Time(Timestamp::now());
-        let body = body::pool_status(namespace, name, status, &now);
-        let params = PatchParams::apply(MANAGER).force();
-        let Some(result) = self
-            .with_permit(
-                &self.background_permits,
-                api.patch_status(name, &params, &Patch::Apply(&body)),
-            )
-            .await
-        else {
-            return Ok(());
-        };
-        match self.record(
-            "IPAddressPool status write",
-            &format!("{namespace}/{name}"),
-            &result,
-        ) {
-            None => Ok(()),
-            Some(failure) => Err(Unfinished {
-                rest: work,
-                failure,
-            }),
-        }
-    }
-
-    async fn publish(&self, event: EventIntent) {
-        let Ok(_permit) = self.event_permits.acquire().await else {
-            return;
-        };
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        let reference = ObjectReference {
-            api_version: Some(event.regarding.kind.api_version().into()),
-            kind: Some(event.regarding.kind.kind().into()),
-            name: Some(event.regarding.name.clone()),
-            namespace: Some(event.regarding.namespace.clone()),
-            uid: event.regarding.uid.clone(),
-            ..ObjectReference::default()
-        };
-        let k8s_event = Event {
-            type_: match event.kind {
-                EventKind::Normal => EventType::Normal,
-                EventKind::Warning => EventType::Warning,
-            },
-            reason: event.reason.into(),
-            note: Some(body::event_note(&event.note)),
-            action: event.action.into(),
-            secondary: None,
-        };
-        for attempt in 1..=EVENT_ATTEMPTS {
-            let result = tokio::select! {
-                () = self.cancel.cancelled() => return,
-                result = recorder.publish(&k8s_event, &reference) => result,
-            };
-            match result {
-                Ok(()) => return,
-                Err(err) if attempt == EVENT_ATTEMPTS || classify(&err) != Failure::Retry => {
-                    tracing::warn!(regarding = %event.regarding, reason = event.reason, error = %err, "cannot emit an Event");
-                    return;
-                }
-                Err(_) => {
-                    if !self.sleep(self.config.backoff.delay(attempt)).await {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn shows_ingress(service: &Service) -> bool {
-    service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .is_some_and(|i| !i.is_empty())
 }

@@ -12,7 +12,7 @@ use prometheus::Registry;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::brain::{DesiredCondition, Ingress, Regarding};
+use crate::brain::{DesiredCondition, EventKind, Ingress, Regarding};
 
 /// One request the fake API server received.
 #[derive(Clone, Debug)]
@@ -644,7 +644,11 @@ async fn background_writes_never_hold_up_status_writes() {
     let h = harness(
         config,
         Box::new(|seen, _| {
-            let delay = if seen.path.ends_with("/status") { 0 } else { 100 };
+            let delay = if seen.path.ends_with("/status") {
+                0
+            } else {
+                100
+            };
             Answer::ok(echo(seen)).after(Duration::from_millis(delay))
         }),
     );
