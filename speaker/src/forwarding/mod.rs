@@ -4,8 +4,8 @@
 //!
 //! The destination is rewritten statelessly *before conntrack*, and the replies are rewritten
 //! back after source NAT, so that conntrack and kube-proxy's own NodePort NAT see an ordinary
-//! connection to `nodeIP:nodePort` (see [`render`](render) for the chains and why a DNAT
-//! cannot do this). The client's source address is preserved.
+//! connection to `nodeIP:nodePort` (the [`render`](mod@render) module describes the chains
+//! and why a DNAT cannot do this). The client's source address is preserved.
 //!
 //! Layers, from pure to I/O:
 //! - [`entry`]: validated [`ForwardEntry`] values, the input;
@@ -34,14 +34,19 @@
 //! - A free bit in both the packet mark and the conntrack mark ([`MarkBit`], default `0x2000`).
 //!
 //! # Known limits
-//! - kube-proxy replacements that serve NodePorts in eBPF before netfilter (Cilium's
-//!   kube-proxy replacement, Calico eBPF, kube-router with DSR) never let the rewritten packet
-//!   reach these chains the way kube-proxy does; use ipMode VIP there, where the CNI handles
-//!   the VIP itself. kube-proxy's IPVS mode should work (replies are de-NATed before
-//!   postrouting) but is untested.
-//! - ICMP errors about a forwarded connection (port unreachable, fragmentation needed) carry
-//!   the NodePort, not the VIP, in their quoted header, so a client ignores them; path MTU
-//!   discovery across the node relies on the segment's MTU being uniform, as on a LAN.
+//! - kube-proxy replacements that serve NodePorts in eBPF at the network device (Cilium's
+//!   kube-proxy replacement, Calico's eBPF data plane) look at the packet before netfilter,
+//!   while its destination is still the VIP; the rewrite comes too late for them and the packet
+//!   reaches a host stack where nothing listens on `nodeIP:nodePort`. Use ipMode VIP there, so
+//!   that the CNI handles the VIP itself. kube-proxy's IPVS mode should work (IPVS undoes its
+//!   NAT before postrouting) but is untested.
+//! - Per packet the cost is one hash lookup per hook whatever the number of entries, but the
+//!   transaction grows with it: about 2.7 KiB of netlink per entry with a source range
+//!   (10,000 entries: a 26 MiB batch, held briefly in memory, applied in about 1.5 s).
+//! - ICMP errors the node or a router behind it sends about a forwarded connection (port
+//!   unreachable, fragmentation needed) quote the NodePort, not the VIP, so the client cannot
+//!   match them to its socket: it sees a timeout instead of "refused", and path MTU discovery
+//!   through the node relies on a uniform MTU, as on a LAN.
 //! - The node's own processes reaching a VIP it owns go through the output hook, which this
 //!   table does not handle (as before).
 //! - SCTP packets get their CRC32c recomputed after the port rewrite, so a packet corrupted on
