@@ -504,7 +504,7 @@ impl Brain {
                 entry.held = Some(assignment);
                 // The predecessor already noted the translations that got it these addresses.
                 if let Ok(asked) = annotations::parse_annotations(
-                    &entry.view.annotations,
+                    &entry.view.annotations.to_map(),
                     entry.view.spec_load_balancer_ip.as_deref(),
                 ) {
                     entry.noted_translations = asked
@@ -537,7 +537,7 @@ impl Brain {
             return;
         };
         let asked = match annotations::parse_annotations(
-            &entry.view.annotations,
+            &entry.view.annotations.to_map(),
             entry.view.spec_load_balancer_ip.as_deref(),
         ) {
             Ok(asked) => {

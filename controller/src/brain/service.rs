@@ -22,6 +22,45 @@ use super::intent::Ingress;
 /// Annotation prefixes the controller reads; every other annotation is dropped from the view.
 const KEPT_ANNOTATION_PREFIXES: [&str; 3] = ["ironlb.io/", "metallb.io/", "metallb.universe.tf/"];
 
+/// A short list of key/value pairs sorted by key: labels and annotations, kept compactly (a
+/// `BTreeMap` allocates a node for eleven entries even for one pair, which adds up over
+/// 10,000 Services).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pairs(Vec<(String, String)>);
+
+impl Pairs {
+    /// Collects pairs; a map's iteration order is already sorted.
+    pub fn from_sorted(pairs: impl IntoIterator<Item = (String, String)>) -> Pairs {
+        let mut list: Vec<(String, String)> = pairs.into_iter().collect();
+        list.sort();
+        list.shrink_to_fit();
+        Pairs(list)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.0.iter().cloned().collect()
+    }
+}
+
 /// One entry of `status.loadBalancer.ingress` as the object shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShownIngress {
@@ -40,9 +79,9 @@ pub struct ServiceView {
     pub created: i128,
     pub type_: Option<String>,
     pub class: Option<String>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Pairs,
     /// Only the `ironlb.io/`, `metallb.io/` and `metallb.universe.tf/` annotations.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Pairs,
     pub spec_load_balancer_ip: Option<String>,
     pub families: Result<FamilyPolicy, SpecError>,
     pub ports: Result<Vec<Port>, SpecError>,
@@ -58,13 +97,13 @@ impl ServiceView {
         let name = meta.name.clone()?;
         let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
         let spec = service.spec.as_ref();
-        let annotations = meta
-            .annotations
-            .iter()
-            .flatten()
-            .filter(|(k, _)| KEPT_ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let annotations = Pairs::from_sorted(
+            meta.annotations
+                .iter()
+                .flatten()
+                .filter(|(k, _)| KEPT_ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         let backend = match spec.and_then(|s| s.external_traffic_policy.as_deref()) {
             Some("Local") => Backend::Local {
                 selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
@@ -92,7 +131,12 @@ impl ServiceView {
                 .map_or(i128::MAX, |t| t.0.as_nanosecond()),
             type_: spec.and_then(|s| s.type_.clone()),
             class: spec.and_then(|s| s.load_balancer_class.clone()),
-            labels: meta.labels.clone().unwrap_or_default(),
+            labels: Pairs::from_sorted(
+                meta.labels
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            ),
             annotations,
             spec_load_balancer_ip: spec.and_then(|s| s.load_balancer_ip.clone()),
             families: family_policy(
@@ -122,9 +166,7 @@ impl ServiceView {
 
     /// The pool the `ip-allocated-from-pool` annotation names.
     pub fn shown_pool(&self) -> Option<&str> {
-        self.annotations
-            .get(annotations::IP_ALLOCATED_FROM_POOL)
-            .map(String::as_str)
+        self.annotations.get(annotations::IP_ALLOCATED_FROM_POOL)
     }
 
     /// The allocator request for this Service, given what the owner asked for.
@@ -137,7 +179,7 @@ impl ServiceView {
         let ports = self.ports.clone()?;
         Ok(Request {
             namespace_labels: namespace_labels.clone(),
-            service_labels: self.labels.clone(),
+            service_labels: self.labels.to_map(),
             requested_ips: asked.ips.clone(),
             pool: asked.pool.clone(),
             sharing_key: asked.sharing_key.clone(),
@@ -154,11 +196,10 @@ impl ServiceView {
             .annotations
             .iter()
             .filter(|(k, _)| {
-                k.as_str() == annotations::ALLOW_SHARED_IP
-                    || annotations::metallb_twins(annotations::ALLOW_SHARED_IP)
-                        .contains(&k.as_str())
+                *k == annotations::ALLOW_SHARED_IP
+                    || annotations::metallb_twins(annotations::ALLOW_SHARED_IP).contains(k)
             })
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let sharing_key = annotations::parse_annotations(&sharing_only, None)
             .ok()
@@ -171,7 +212,7 @@ impl ServiceView {
             .unwrap_or(FamilyPolicy::PreferDualStack([Family::V4, Family::V6]));
         Request {
             namespace_labels: namespace_labels.clone(),
-            service_labels: self.labels.clone(),
+            service_labels: self.labels.to_map(),
             requested_ips: Vec::new(),
             pool: None,
             sharing_key,
@@ -361,6 +402,21 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn pairs_look_up_by_key() {
+        let pairs = Pairs::from_sorted([
+            ("b".to_string(), "2".to_string()),
+            ("a".to_string(), "1".to_string()),
+            ("c".to_string(), "3".to_string()),
+        ]);
+        assert_eq!(pairs.get("a"), Some("1"));
+        assert_eq!(pairs.get("c"), Some("3"));
+        assert_eq!(pairs.get("d"), None);
+        assert_eq!(pairs.len(), 3);
+        assert_eq!(pairs.to_map().keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert!(Pairs::default().is_empty());
     }
 
     #[test]
