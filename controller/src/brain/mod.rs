@@ -330,13 +330,7 @@ impl Brain {
             return Output::default();
         }
         self.namespaces.insert(name.clone(), labels);
-        let selectors_in_use = self.pools.values().any(|p| {
-            p.in_allocator
-                .as_ref()
-                .and_then(|c| c.service_allocation.as_ref())
-                .is_some_and(|sa| !sa.namespace_selectors.is_empty())
-        });
-        if !selectors_in_use {
+        if !namespace_selectors_in_use(&self.pools) {
             return Output::default();
         }
         self.finish(|brain, out| {
@@ -533,6 +527,11 @@ impl Brain {
     }
 
     fn reconcile_ours(&mut self, key: &ServiceKey, out: &mut Output) {
+        // A Service in a Namespace whose event has not arrived yet (both were just created):
+        // the Namespace's labels decide which pools it may use, so wait for them;
+        // `apply_namespace` reconciles it.
+        let labels_unknown = !self.namespaces.contains_key(&key.namespace)
+            && namespace_selectors_in_use(&self.pools);
         let Some(entry) = self.services.get_mut(key) else {
             return;
         };
@@ -589,6 +588,9 @@ impl Brain {
         }
         entry.noted_translations = current;
 
+        if labels_unknown && entry.held.is_none() {
+            return;
+        }
         let labels = self.namespaces.get(&key.namespace).unwrap_or(&NO_LABELS);
         match entry.view.request(&asked, labels) {
             Err(err) => {
@@ -842,6 +844,16 @@ impl Brain {
             });
         }
     }
+}
+
+/// True when a pool in use selects Namespaces by label.
+fn namespace_selectors_in_use(pools: &BTreeMap<String, PoolEntry>) -> bool {
+    pools.values().any(|p| {
+        p.in_allocator
+            .as_ref()
+            .and_then(|c| c.service_allocation.as_ref())
+            .is_some_and(|sa| !sa.namespace_selectors.is_empty())
+    })
 }
 
 fn join_ips(ips: &[IpAddr]) -> String {

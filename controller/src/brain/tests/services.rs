@@ -467,6 +467,27 @@ fn namespace_label_change_reevaluates_its_services() {
 }
 
 #[test]
+fn a_service_waits_for_its_new_namespace_when_pools_select_namespaces() {
+    let mut world = World::default();
+    world.add_pool(selector_pool(
+        "gold",
+        &["198.51.100.0/30"],
+        ("tier", "gold"),
+        1,
+    ));
+    world.add_pool(mk_pool("general", &["198.51.100.8/30"], 2));
+    let (mut brain, out) = world.start(mk_brain());
+    world.settle(&mut brain, &out);
+
+    // The Service's event overtakes its Namespace's.
+    let out = create(&mut world, &mut brain, mk_service_in("fresh", "web", 1));
+    assert!(out.intents.is_empty(), "{out:?}");
+    let out = brain.apply_namespace(&mk_namespace("fresh", &[("tier", "gold")]));
+    world.settle(&mut brain, &out);
+    assert_eq!(annotation_writes(&out)[0].1.as_deref(), Some("gold"));
+}
+
+#[test]
 fn nothing_is_decided_before_the_initial_lists_are_complete() {
     let mut brain = mk_brain();
     assert!(
