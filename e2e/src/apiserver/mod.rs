@@ -25,6 +25,8 @@ pub mod names;
 pub mod openapi;
 pub mod patch;
 pub mod persist;
+#[cfg(test)]
+mod pipeline_tests;
 pub mod protobuf;
 pub mod registry;
 pub mod request;
@@ -109,14 +111,23 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
     }
     tracing::info!(listen = %config.listen, rv = server.store.current_rv(), "lab-apiserver is serving");
 
-    let ns_server = server.clone();
-    let ns_stop = shutdown.clone();
+    // The controllers a real control plane runs for the API objects themselves: namespace
+    // deletion, garbage collection by owner references, and event expiry.
+    let bg = server.clone();
+    let bg_stop = shutdown.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut last_expiry = std::time::Instant::now();
         loop {
             tokio::select! {
-                _ = tick.tick() => ns_server.reconcile_namespaces().await,
-                _ = ns_stop.cancelled() => return,
+                _ = tick.tick() => bg.reconcile_namespaces().await,
+                _ = bg.gc_wake.notified() => {}
+                _ = bg_stop.cancelled() => return,
+            }
+            bg.collect_garbage().await;
+            if last_expiry.elapsed() > Duration::from_secs(30) {
+                bg.expire_events().await;
+                last_expiry = std::time::Instant::now();
             }
         }
     });

@@ -102,25 +102,46 @@ fn meta_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Strips what never matters for "did anything change": the resourceVersion.
-fn comparable(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o["metadata"].as_object_mut() {
-        m.remove("resourceVersion");
+/// Equal but for `metadata.resourceVersion`: "did anything change".
+fn same_object(a: &Value, b: &Value) -> bool {
+    let (Some(am), Some(bm)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    if am.len() != bm.len() {
+        return false;
     }
-    o
+    am.iter().all(|(k, av)| match (k.as_str(), bm.get(k)) {
+        (_, None) => false,
+        ("metadata", Some(bv)) => match (av.as_object(), bv.as_object()) {
+            (Some(x), Some(y)) => {
+                let skip = |m: &Map<String, Value>| {
+                    m.iter().filter(|(k, _)| *k != "resourceVersion").count()
+                };
+                skip(x) == skip(y)
+                    && x.iter()
+                        .filter(|(k, _)| *k != "resourceVersion")
+                        .all(|(k, v)| y.get(k) == Some(v))
+            }
+            _ => av == bv,
+        },
+        (_, Some(bv)) => av == bv,
+    })
 }
 
-/// Everything but `metadata` and `status`: changes here bump `metadata.generation`.
-fn spec_part(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-        m.remove("apiVersion");
-        m.remove("kind");
-    }
-    o
+/// Equal outside `metadata` and `status`: changes there bump `metadata.generation`.
+fn same_spec(a: &Value, b: &Value) -> bool {
+    const IGNORED: [&str; 4] = ["metadata", "status", "apiVersion", "kind"];
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .map(|m| {
+                m.keys()
+                    .filter(|k| !IGNORED.contains(&k.as_str()))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    keys(a) == keys(b) && keys(a).iter().all(|k| a.get(k) == b.get(k))
 }
 
 impl ApiServer {
@@ -246,11 +267,7 @@ impl ApiServer {
     /// the request, filling in what is missing.
     fn check_identity(&self, req: &Req, obj: &mut Value, url_name: Option<&str>) -> ApiResult<()> {
         let def = &req.def;
-        let expected = if req.path.subresource.is_some() && def.behavior == Behavior::EventsV1 {
-            def.api_version()
-        } else {
-            def.api_version()
-        };
+        let expected = def.api_version();
         match obj.get("apiVersion").and_then(Value::as_str) {
             Some(v) if v != expected => {
                 return Err(ApiError::BadRequest(format!(
@@ -582,7 +599,7 @@ impl ApiServer {
                 }
                 if def.tracks_generation {
                     let mut generation = cur["metadata"]["generation"].as_i64().unwrap_or(1);
-                    if spec_part(cur) != spec_part(&candidate) {
+                    if !same_spec(cur, &candidate) {
                         generation += 1;
                     }
                     candidate["metadata"]["generation"] = json!(generation);
@@ -612,11 +629,13 @@ impl ApiServer {
         }
 
         // 7. Validation.
-        let mut stored = kinds::to_storage(&def, candidate.clone(), &storage_def);
+        // Only events.k8s.io events differ between the request's form and storage.
+        let view_copy = (def.behavior == Behavior::EventsV1).then(|| candidate.clone());
+        let mut stored = kinds::to_storage(&def, candidate, &storage_def);
         if let Some(cur) = &current {
             kinds::normalize_update(&def, cur, &mut stored, status_only);
         }
-        let errs = kinds::validate(&def, &candidate, &stored);
+        let errs = kinds::validate(&def, view_copy.as_ref().unwrap_or(&stored), &stored);
         if !errs.is_empty() {
             return Err(ApiError::Invalid {
                 kind: def.kind.clone(),
@@ -640,7 +659,7 @@ impl ApiServer {
 
         // 9. No-op updates change nothing, not even the resourceVersion.
         if let Some(cur) = &current
-            && comparable(cur) == comparable(&stored)
+            && same_object(cur, &stored)
         {
             drop(prepared);
             return Ok((200, self.view(&def, cur)));
@@ -816,6 +835,13 @@ impl ApiServer {
                 c.durable().await.map_err(ApiError::Internal)?;
                 let now = time::now_time();
                 kinds::on_deleted(&storage_def, obj, &self.kind_ctx(&now));
+                if let Some(uid) = meta_str(obj, "uid") {
+                    self.gc_queue
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_back(uid.to_string());
+                    self.gc_wake.notify_one();
+                }
                 if def.behavior == Behavior::Crd {
                     self.delete_custom_resources(obj).await;
                     self.rebuild_registry();
@@ -828,6 +854,177 @@ impl ApiServer {
                 &def.plural,
                 &name,
             ))),
+        }
+    }
+
+    /// Removes `owner_uid` from the owner references of its dependents (orphaning them).
+    async fn orphan_dependents(&self, owner_uid: &str) {
+        for (storage, ns, name) in self.store.dependents(owner_uid) {
+            for _ in 0..MAX_ATTEMPTS {
+                let Some(cur) = self.store.get(&storage, &ns, &name) else {
+                    break;
+                };
+                let mut next = (*cur).clone();
+                if let Some(refs) = next["metadata"]
+                    .get_mut("ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
+                    refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
+                    if refs.is_empty()
+                        && let Some(m) = next["metadata"].as_object_mut()
+                    {
+                        m.remove("ownerReferences");
+                    }
+                }
+                if let Ok(c) = self.store.commit(
+                    &storage,
+                    &ns,
+                    &name,
+                    Expect::Rv(object_rv(&cur)),
+                    Some(next),
+                ) {
+                    let _ = c.durable().await;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The garbage collector: dependents of deleted owners are deleted when no owner remains,
+    /// and lose the dangling reference otherwise (background propagation).
+    pub async fn collect_garbage(&self) {
+        loop {
+            let Some(uid) = self
+                .gc_queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()
+            else {
+                return;
+            };
+            let registry = self.registry();
+            for (storage, ns, name) in self.store.dependents(&uid) {
+                let Some(obj) = self.store.get(&storage, &ns, &name) else {
+                    continue;
+                };
+                let others = obj["metadata"]["ownerReferences"]
+                    .as_array()
+                    .map(|r| {
+                        r.iter()
+                            .filter(|o| o["uid"].as_str() != Some(uid.as_str()))
+                            .count()
+                    })
+                    .unwrap_or(0);
+                let others_alive = others > 0 && self.any_owner_alive(&obj, &uid, &registry);
+                if others_alive {
+                    self.orphan_one(&storage, &ns, &name, &uid).await;
+                    continue;
+                }
+                let Some(def) = registry.storage_def(&storage) else {
+                    continue;
+                };
+                let path = ResourcePath {
+                    group: def.group.clone(),
+                    version: def.version.clone(),
+                    namespace: Some(ns.clone()).filter(|n| !n.is_empty()),
+                    plural: def.plural.clone(),
+                    name: Some(name.clone()),
+                    subresource: None,
+                    watch_prefix: false,
+                };
+                let query = Query::default();
+                let req = Req {
+                    def: def.clone(),
+                    path: &path,
+                    query: &query,
+                    user_agent: Some("garbage-collector"),
+                    warnings: vec![],
+                };
+                let _ = self.delete(&req, &DeleteOptions::default()).await;
+            }
+        }
+    }
+
+    fn any_owner_alive(
+        &self,
+        obj: &Value,
+        gone_uid: &str,
+        registry: &super::registry::Registry,
+    ) -> bool {
+        let ns = meta_str(obj, "namespace").unwrap_or_default();
+        obj["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["uid"].as_str() != Some(gone_uid))
+            .any(|o| {
+                let (Some(api_version), Some(kind), Some(name), Some(uid)) = (
+                    o["apiVersion"].as_str(),
+                    o["kind"].as_str(),
+                    o["name"].as_str(),
+                    o["uid"].as_str(),
+                ) else {
+                    return false;
+                };
+                let Some(def) = registry.by_kind(api_version, kind) else {
+                    return false;
+                };
+                let owner_ns = if def.namespaced { ns } else { "" };
+                self.store
+                    .get(&def.storage, owner_ns, name)
+                    .is_some_and(|owner| meta_str(&owner, "uid") == Some(uid))
+            })
+    }
+
+    async fn orphan_one(&self, storage: &str, ns: &str, name: &str, owner_uid: &str) {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(cur) = self.store.get(storage, ns, name) else {
+                return;
+            };
+            let mut next = (*cur).clone();
+            if let Some(refs) = next["metadata"]
+                .get_mut("ownerReferences")
+                .and_then(Value::as_array_mut)
+            {
+                refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
+            }
+            if let Ok(c) =
+                self.store
+                    .commit(storage, ns, name, Expect::Rv(object_rv(&cur)), Some(next))
+            {
+                let _ = c.durable().await;
+                return;
+            }
+        }
+    }
+
+    /// Deletes events last seen longer ago than the event TTL.
+    pub async fn expire_events(&self) {
+        let (events, _) = self.store.snapshot("events", None);
+        let cutoff = time::now_micros() - self.opts.event_ttl.as_micros() as i64;
+        for e in events {
+            let last = [
+                "/series/lastObservedTime",
+                "/lastTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .find_map(|p| {
+                e.pointer(p)
+                    .and_then(Value::as_str)
+                    .and_then(time::parse_rfc3339)
+            });
+            if last.is_some_and(|t| t < cutoff) {
+                let ns = meta_str(&e, "namespace").unwrap_or_default().to_string();
+                let name = meta_str(&e, "name").unwrap_or_default().to_string();
+                if let Ok(c) =
+                    self.store
+                        .commit("events", &ns, &name, Expect::Rv(object_rv(&e)), None)
+                {
+                    let _ = c.durable().await;
+                }
+            }
         }
     }
 
@@ -942,7 +1139,7 @@ impl ApiServer {
                 return Ok((200, self.view(&def, pending.as_ref().unwrap_or(&cur))));
             }
             if let Some(next) = pending {
-                if comparable(&next) == comparable(&cur) {
+                if same_object(&next, &cur) {
                     return Ok((200, self.view(&def, &cur)));
                 }
                 match self.store.commit(
@@ -958,6 +1155,12 @@ impl ApiServer {
                     }
                     Err(_) => continue,
                 }
+            }
+            let orphan = options.propagation_policy.as_deref() == Some("Orphan")
+                || (options.propagation_policy.is_none()
+                    && options.orphan_dependents == Some(true));
+            if orphan && let Some(uid) = meta_str(&cur, "uid") {
+                self.orphan_dependents(uid).await;
             }
             match self.finish_delete(&def, &cur).await {
                 Ok(Some(obj)) => {
@@ -1205,6 +1408,7 @@ fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     pub grace_period_seconds: Option<i64>,
+    pub orphan_dependents: Option<bool>,
     pub propagation_policy: Option<String>,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
@@ -1215,6 +1419,7 @@ impl DeleteOptions {
     pub fn parse(query: &Query, body: &[u8]) -> ApiResult<Self> {
         let mut o = DeleteOptions {
             grace_period_seconds: query.grace_period_seconds,
+            orphan_dependents: query.orphan_dependents,
             propagation_policy: query.propagation_policy.clone(),
             uid: None,
             resource_version: None,
@@ -1232,6 +1437,9 @@ impl DeleteOptions {
                 o.grace_period_seconds = Some(g.as_i64().ok_or_else(|| {
                     ApiError::BadRequest("gracePeriodSeconds must be an integer".into())
                 })?);
+            }
+            if let Some(orphan) = v.get("orphanDependents").and_then(Value::as_bool) {
+                o.orphan_dependents = Some(orphan);
             }
             if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
                 o.propagation_policy = Some(p.to_string());

@@ -30,6 +30,8 @@ pub struct ServerOptions {
     /// The address the `kubernetes` Service's endpoints point at.
     pub advertise_address: Option<IpAddr>,
     pub secure_port: u16,
+    /// Events older than this are deleted (`--event-ttl`, 1h as in kube-apiserver).
+    pub event_ttl: Duration,
 }
 
 impl Default for ServerOptions {
@@ -42,6 +44,7 @@ impl Default for ServerOptions {
             history_limit: 20_000,
             advertise_address: None,
             secure_port: 6443,
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -61,6 +64,9 @@ pub struct ApiServer {
     pub services: Arc<ServiceNetworks>,
     pub opts: ServerOptions,
     pub metrics: Metrics,
+    /// UIDs of deleted owners whose dependents the garbage collector still has to visit.
+    pub(crate) gc_queue: std::sync::Mutex<std::collections::VecDeque<String>>,
+    pub gc_wake: tokio::sync::Notify,
 }
 
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -99,6 +105,8 @@ impl ApiServer {
             services,
             opts,
             metrics: Metrics::new(),
+            gc_queue: Default::default(),
+            gc_wake: tokio::sync::Notify::new(),
         });
         let (svcs, _) = server.store.snapshot("core/services", None);
         for s in &svcs {

@@ -5,7 +5,7 @@
 //! the number of objects except for lists of one collection). Writes are handed to the
 //! [`Persister`] in commit order; callers wait for [`Committed::durable`] outside the lock.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -38,6 +38,16 @@ pub struct WatchEvent {
     pub object: Arc<Value>,
     /// The object before the change (for selector transitions).
     pub prev: Option<Arc<Value>>,
+    /// `object` serialized once, shared by every watcher that sends it as stored.
+    pub json: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl WatchEvent {
+    pub fn object_json(&self) -> &bytes::Bytes {
+        self.json.get_or_init(|| {
+            bytes::Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default())
+        })
+    }
 }
 
 type ObjKey = (String, String);
@@ -61,10 +71,46 @@ impl Collection {
     }
 }
 
+/// `(storage, namespace, name)` of a stored object.
+pub type ObjectId = (String, String, String);
+
 struct Inner {
     rv: u64,
     start_floor: u64,
     collections: HashMap<String, Collection>,
+    /// Owner UID → the objects whose `ownerReferences` name it (for garbage collection).
+    dependents: HashMap<String, BTreeSet<ObjectId>>,
+}
+
+fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["uid"].as_str())
+}
+
+impl Inner {
+    fn index_owners(&mut self, id: &ObjectId, prev: Option<&Value>, next: Option<&Value>) {
+        if let Some(p) = prev {
+            for uid in owner_uids(p) {
+                if let Some(set) = self.dependents.get_mut(uid) {
+                    set.remove(id);
+                    if set.is_empty() {
+                        self.dependents.remove(uid);
+                    }
+                }
+            }
+        }
+        if let Some(n) = next {
+            for uid in owner_uids(n) {
+                self.dependents
+                    .entry(uid.to_string())
+                    .or_default()
+                    .insert(id.clone());
+            }
+        }
+    }
 }
 
 impl Inner {
@@ -151,6 +197,7 @@ impl Store {
                 rv: 1,
                 start_floor: 1,
                 collections: HashMap::new(),
+                dependents: HashMap::new(),
             }),
             persister: None,
             history_limit,
@@ -165,9 +212,15 @@ impl Store {
             rv: start,
             start_floor: start,
             collections: HashMap::new(),
+            dependents: HashMap::new(),
         };
         for (storage, ns, name, obj) in loaded.objects {
             let rv = object_rv(&obj);
+            inner.index_owners(
+                &(storage.clone(), ns.clone(), name.clone()),
+                None,
+                Some(&obj),
+            );
             inner
                 .collection(&storage)
                 .objects
@@ -309,6 +362,7 @@ impl Store {
                         kind,
                         object: obj.clone(),
                         prev: prev.map(|p| p.1),
+                        json: Default::default(),
                     },
                     Some(obj),
                 )
@@ -323,11 +377,14 @@ impl Store {
                         kind: EventType::Deleted,
                         object: Arc::new(last),
                         prev: Some(old),
+                        json: Default::default(),
                     },
                     None,
                 )
             }
         };
+        let id = (storage.to_string(), ns.to_string(), name.to_string());
+        let (prev_obj, next_obj) = (event.prev.clone(), stored.clone());
         c.history.push_back(Arc::new(event));
         while c.history.len() > history_limit {
             if let Some(ev) = c.history.pop_front() {
@@ -336,6 +393,7 @@ impl Store {
         }
         c.notify.send_replace(next_rv);
         inner.rv = next_rv;
+        inner.index_owners(&id, prev_obj.as_deref(), next_obj.as_deref());
         let durable = self.persister.as_ref().map(|p| {
             let op = match &stored {
                 Some(obj) => PersistOp::Put {
@@ -357,6 +415,15 @@ impl Store {
             rv: next_rv,
             durable,
         })
+    }
+
+    /// The objects whose `ownerReferences` name `owner_uid`.
+    pub fn dependents(&self, owner_uid: &str) -> Vec<ObjectId> {
+        self.lock()
+            .dependents
+            .get(owner_uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// A receiver that changes whenever the collection does.

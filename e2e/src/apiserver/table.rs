@@ -350,7 +350,9 @@ fn count_of(v: &Value) -> usize {
     v.as_object().map(|m| m.len()).unwrap_or(0)
 }
 
-fn generic_columns(def: &ResourceDef) -> (Vec<Value>, fn(&Value) -> Vec<Value>) {
+type RowFn = fn(&Value) -> Vec<Value>;
+
+fn generic_columns(def: &ResourceDef) -> (Vec<Value>, RowFn) {
     use Behavior as B;
     match def.behavior {
         B::Service => (

@@ -111,6 +111,22 @@ impl Emitter {
             (EventType::Modified, true, false) => "DELETED",
             _ => return true,
         };
+        let def = &self.spec.def;
+        let as_stored = self.spec.table.is_none()
+            && def.behavior != super::registry::Behavior::EventsV1
+            && ev.object["apiVersion"].as_str() == Some(def.api_version().as_str())
+            && ev.object["kind"].as_str() == Some(def.kind.as_str());
+        if as_stored {
+            // The common case: every watcher shares one serialization of the object.
+            let json = ev.object_json();
+            let mut line = Vec::with_capacity(json.len() + 32);
+            line.extend_from_slice(b"{\"type\":\"");
+            line.extend_from_slice(kind.as_bytes());
+            line.extend_from_slice(b"\",\"object\":");
+            line.extend_from_slice(json);
+            line.extend_from_slice(b"}\n");
+            return self.tx.send(Bytes::from(line)).await.is_ok();
+        }
         self.send(kind, &ev.object).await
     }
 }

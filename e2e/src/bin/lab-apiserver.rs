@@ -40,6 +40,9 @@ struct Args {
     /// Address the default/kubernetes Service's endpoints name (default: the first IP SAN).
     #[arg(long)]
     advertise_address: Option<std::net::IpAddr>,
+    /// How long events are kept, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    event_ttl: u64,
     /// Seconds between watch BOOKMARK events.
     #[arg(long, default_value_t = 15, hide = true)]
     watch_bookmark_interval: u64,
@@ -85,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
             bookmark_interval: Duration::from_secs(args.watch_bookmark_interval.max(1)),
             advertise_address: advertise,
             secure_port: args.listen.port(),
+            event_ttl: Duration::from_secs(args.event_ttl),
             ..ServerOptions::default()
         },
     };

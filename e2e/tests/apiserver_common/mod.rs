@@ -12,7 +12,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const KUBECTL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/bin/kubectl");
-pub const SERVER: &str = env!("CARGO_BIN_EXE_lab-apiserver");
+const SERVER: &str = env!("CARGO_BIN_EXE_lab-apiserver");
+
+/// The server binary: this build's, or `LAB_APISERVER_BIN` (to measure a release build).
+pub fn server_binary() -> String {
+    std::env::var("LAB_APISERVER_BIN").unwrap_or_else(|_| SERVER.to_string())
+}
 pub const SERVICE_RANGES: &str = "203.0.113.0/25,2001:db8:fffe::/108";
 
 /// A network namespace with only `lo`, deleted (with its processes) on drop.
@@ -128,17 +133,17 @@ impl ApiServerProcess {
             .open(self.dir.join("server.log"))
             .expect("log file");
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.netns, SERVER])
+            .args(["netns", "exec", &self.netns, &server_binary()])
             .arg("--data-dir")
             .arg(self.dir.join("data"))
-            .args([
-                "--listen",
-                "127.0.0.1:6443",
-                "--tls-san",
-                "127.0.0.1",
-                "--service-cluster-ip-range",
-                SERVICE_RANGES,
-            ])
+            .args(["--listen", "127.0.0.1:6443", "--tls-san", "127.0.0.1"])
+            .args(
+                if self.extra.iter().any(|a| a == "--service-cluster-ip-range") {
+                    vec![]
+                } else {
+                    vec!["--service-cluster-ip-range", SERVICE_RANGES]
+                },
+            )
             .arg("--kubeconfig-out")
             .arg(format!(
                 "{}=https://127.0.0.1:6443",

@@ -568,10 +568,11 @@ pub fn remove(v: &mut Value, set: &FieldSet, schema: Option<&Schema>) {
                     }
                 }
             }
-        } else if k.starts_with("v:") && sub.member {
-            if let Value::Array(items) = v {
-                items.retain(|item| value_key(item) != *k);
-            }
+        } else if k.starts_with("v:")
+            && sub.member
+            && let Value::Array(items) = v
+        {
+            items.retain(|item| value_key(item) != *k);
         }
     }
 }

@@ -93,10 +93,8 @@ pub fn apply_defaults(def: &ResourceDef, obj: &mut Value, minor: u32) {
                 pod::default_pod_spec(pod_spec);
             }
         }
-        Behavior::Secret => {
-            if obj.get("type").is_none_or(Value::is_null) {
-                obj["type"] = json!("Opaque");
-            }
+        Behavior::Secret if obj.get("type").is_none_or(Value::is_null) => {
+            obj["type"] = json!("Opaque");
         }
         _ => {}
     }

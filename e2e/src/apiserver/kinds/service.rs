@@ -289,15 +289,14 @@ pub fn apply_defaults(svc: &mut Value, minor: u32) {
                 29 => {
                     obj.remove("ipMode");
                 }
-                m if m >= 30 => {
-                    if obj
+                m if m >= 30
+                    && obj
                         .get("ip")
                         .and_then(Value::as_str)
                         .is_some_and(|ip| !ip.is_empty())
-                        && obj.get("ipMode").is_none_or(Value::is_null)
-                    {
-                        obj.insert("ipMode".into(), json!("VIP"));
-                    }
+                    && obj.get("ipMode").is_none_or(Value::is_null) =>
+                {
+                    obj.insert("ipMode".into(), json!("VIP"));
                 }
                 _ => {}
             }
@@ -318,14 +317,14 @@ fn is_iana_svc_name(s: &str) -> bool {
 }
 
 fn enum_check(errs: &mut Vec<FieldError>, v: &Value, key: &str, path: &str, allowed: &[&str]) {
-    if let Some(x) = v.get(key).filter(|x| !x.is_null()) {
-        if !x.as_str().is_some_and(|x| allowed.contains(&x)) {
-            errs.push(FieldError::not_supported(
-                format!("{path}.{key}"),
-                x.clone(),
-                allowed,
-            ));
-        }
+    if let Some(x) = v.get(key).filter(|x| !x.is_null())
+        && !x.as_str().is_some_and(|x| allowed.contains(&x))
+    {
+        errs.push(FieldError::not_supported(
+            format!("{path}.{key}"),
+            x.clone(),
+            allowed,
+        ));
     }
 }
 
@@ -508,7 +507,7 @@ pub fn validate(svc: &Value) -> Vec<FieldError> {
     }
     if let Some(ext) = spec["externalIPs"].as_array() {
         for (i, ip) in ext.iter().enumerate() {
-            if !ip.as_str().is_some_and(|x| x.parse::<IpAddr>().is_ok()) {
+            if ip.as_str().is_none_or(|x| x.parse::<IpAddr>().is_err()) {
                 errs.push(FieldError::invalid(
                     format!("spec.externalIPs[{i}]"),
                     ip.clone(),
@@ -659,15 +658,16 @@ pub fn carry_over_allocations(old: &Value, new: &mut Value) {
                 }
             }
         }
-    } else if needs_node_ports(os) && !needs_node_ports(ns) {
-        if let Some(ports) = ns.get_mut("ports").and_then(Value::as_array_mut) {
-            for p in ports {
-                let unchanged = old_ports
-                    .iter()
-                    .any(|op| op["port"] == p["port"] && op["nodePort"] == p["nodePort"]);
-                if unchanged && let Some(m) = p.as_object_mut() {
-                    m.remove("nodePort");
-                }
+    } else if needs_node_ports(os)
+        && !needs_node_ports(ns)
+        && let Some(ports) = ns.get_mut("ports").and_then(Value::as_array_mut)
+    {
+        for p in ports {
+            let unchanged = old_ports
+                .iter()
+                .any(|op| op["port"] == p["port"] && op["nodePort"] == p["nodePort"]);
+            if unchanged && let Some(m) = p.as_object_mut() {
+                m.remove("nodePort");
             }
         }
     }
