@@ -89,6 +89,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ip_mode = caps.ip_mode,
         "connected to the API server"
     );
+    if !caps.ip_mode {
+        tracing::info!(
+            "the API server is older than Kubernetes 1.29 and has no status.loadBalancer.ingress[].ipMode; writing Service status without it"
+        );
+    }
     readiness.set(true);
 
     let ctx = LeaderContext {
