@@ -18,6 +18,12 @@
 //! - A Service with malformed annotations keeps what it holds; an invalid pool keeps its last
 //!   valid version in the allocator.
 //! - Events are emitted once per distinct problem, not at every resync.
+//! - Services left without an address are tried again, oldest first, as soon as a call frees
+//!   addresses (a delete, a type or class change, a move) or a pool changes.
+//!
+//! Cost: a Service event costs O(log n) (plus the Services waiting for an address, when it
+//! frees one). A pool event reconciles every Service, a Namespace label change those of the
+//! Namespace; both are rare. Pool status is recomputed only for pools that changed.
 
 mod entry;
 mod error;
