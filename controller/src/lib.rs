@@ -20,7 +20,6 @@
 //! brain compares what it wants with what each object shows, so the echoes of its own writes
 //! and resyncs produce nothing.
 
-pub mod admin;
 pub mod allocator;
 pub mod brain;
 pub mod cli;
@@ -28,5 +27,7 @@ pub mod leader;
 pub mod metrics;
 pub mod runtime;
 pub mod server_caps;
-pub mod telemetry;
 pub mod writer;
+
+// The admin endpoint and log set-up are shared with the speaker.
+pub use ironlb_crds::runtime::{admin, telemetry};

@@ -114,3 +114,6 @@ pub mod selector_field;
 pub mod v1beta1;
 
 pub use v1beta1::{IPAddressPool, L2Advertisement, ServiceL2Status};
+
+#[cfg(feature = "runtime")]
+pub mod runtime;
