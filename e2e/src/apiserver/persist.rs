@@ -1,19 +1,26 @@
-//! Persistence of the object store in a directory, one JSON file per object, so the process can
-//! be SIGKILLed and restarted without losing acknowledged writes.
+//! Persistence of the object store in a directory, so the process can be SIGKILLed and
+//! restarted without losing acknowledged writes (like an API server over etcd).
 //!
-//! A single writer thread applies writes in commit order (each file written to a temporary name
-//! and renamed over the old one, so a file is always whole), records the highest resourceVersion
-//! it has written, and then acknowledges the batch. Handlers wait for that acknowledgement before
-//! answering, but never hold the store lock while the disk is busy. No fsync: the data must
-//! survive the process, not the machine.
+//! Layout: `state/snapshot.jsonl` (a header line with the resourceVersion it covers, then one
+//! object per line) and `state/wal.jsonl` (one line per write since then: a put with the object,
+//! or a delete). A single writer thread appends each batch of writes with one `write` call, in
+//! commit order, and then acknowledges it; handlers wait for that acknowledgement outside the
+//! store lock. When the log outgrows the live data, the writer writes a fresh snapshot (to a
+//! temporary file, renamed into place) and starts a new log.
+//!
+//! Crash safety without fsync (the data must survive the process, not the machine): a killed
+//! writer can leave at most one partial last log line, which was never acknowledged; loading
+//! stops there and cuts it off. Log lines at or below the snapshot's resourceVersion (a crash
+//! between the snapshot rename and the log reset) are skipped.
 
-use std::fs;
-use std::io;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,16 +54,18 @@ pub enum PersistOp {
 struct Batch {
     op: PersistOp,
     rv: u64,
-    done: Option<oneshot::Sender<()>>,
+    done: oneshot::Sender<()>,
 }
+
+/// `(storage, namespace, name)`.
+pub type Key = (String, String, String);
 
 /// What was on disk at start-up.
 pub struct Loaded {
-    /// `(storage, namespace, name, object)`.
-    pub objects: Vec<(String, String, String, Value)>,
+    pub objects: Vec<(String, String, String, Arc<Value>)>,
     /// The highest resourceVersion ever acknowledged (objects and deletions).
     pub max_rv: u64,
-    /// Files that could not be read, with the reason; they are left in place.
+    /// Lines that could not be read, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
 }
 
@@ -66,142 +75,229 @@ pub struct Persister {
     tx: mpsc::Sender<Batch>,
 }
 
-const OBJECTS_DIR: &str = "objects";
-const RV_FILE: &str = "resource-version";
-const CLUSTER_SCOPE_DIR: &str = "_cluster";
-const MAX_FILE_STEM: usize = 200;
+const STATE_DIR: &str = "state";
+const SNAPSHOT: &str = "snapshot.jsonl";
+const WAL: &str = "wal.jsonl";
+/// The log is compacted once it holds this many lines and more than twice the live objects.
+const COMPACT_AFTER: usize = 20_000;
 
-fn storage_dir(storage: &str) -> String {
-    storage.replace('/', "__")
+fn parse_key(v: &Value) -> Option<Key> {
+    Some((
+        v["s"].as_str()?.to_string(),
+        v["ns"].as_str()?.to_string(),
+        v["n"].as_str()?.to_string(),
+    ))
 }
 
-fn storage_from_dir(dir: &str) -> String {
-    dir.replace("__", "/")
-}
-
-/// 64-bit FNV-1a: a stable name for objects whose names are too long for a file name.
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-fn file_stem(name: &str) -> String {
-    if name.len() <= MAX_FILE_STEM && !name.starts_with('~') {
-        name.to_string()
-    } else {
-        format!("~{:016x}", fnv1a(name))
-    }
-}
-
-fn object_path(root: &Path, storage: &str, namespace: &str, name: &str) -> PathBuf {
-    let ns = if namespace.is_empty() {
-        CLUSTER_SCOPE_DIR
-    } else {
-        namespace
-    };
-    root.join(OBJECTS_DIR)
-        .join(storage_dir(storage))
-        .join(ns)
-        .join(format!("{}.json", file_stem(name)))
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    match fs::write(&tmp, bytes) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            fs::write(&tmp, bytes)?;
-        }
-        Err(e) => return Err(e),
-    }
-    fs::rename(&tmp, path)
-}
-
-/// Reads the data directory.
+/// Reads the data directory, cutting off a partial last log line.
 pub fn load(root: &Path) -> Result<Loaded, PersistError> {
-    let mut loaded = Loaded {
-        objects: vec![],
-        max_rv: 0,
-        skipped: vec![],
-    };
-    let rv_path = root.join(RV_FILE);
-    match fs::read_to_string(&rv_path) {
-        Ok(s) => loaded.max_rv = s.trim().parse().unwrap_or(0),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(&rv_path)(e)),
-    }
-    let objects = root.join(OBJECTS_DIR);
-    let storages = match fs::read_dir(&objects) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(loaded),
-        Err(e) => return Err(io_err(&objects)(e)),
-    };
-    for storage in storages {
-        let storage = storage.map_err(io_err(&objects))?;
-        let storage_name = storage_from_dir(&storage.file_name().to_string_lossy());
-        let sp = storage.path();
-        for ns in fs::read_dir(&sp).map_err(io_err(&sp))? {
-            let ns = ns.map_err(io_err(&sp))?;
-            let ns_name = ns.file_name().to_string_lossy().to_string();
-            let ns_name = if ns_name == CLUSTER_SCOPE_DIR {
-                String::new()
-            } else {
-                ns_name
-            };
-            let np = ns.path();
-            for f in fs::read_dir(&np).map_err(io_err(&np))? {
-                let path = f.map_err(io_err(&np))?.path();
-                if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                    // Leftover temporary files from a killed writer: the rename never happened.
-                    if path.to_string_lossy().ends_with(".json.tmp") {
-                        let _ = fs::remove_file(&path);
+    let dir = root.join(STATE_DIR);
+    let mut objects: HashMap<Key, Arc<Value>> = HashMap::new();
+    let mut skipped = Vec::new();
+    let mut snapshot_rv = 0u64;
+    let snap_path = dir.join(SNAPSHOT);
+    match fs::read_to_string(&snap_path) {
+        Ok(text) => {
+            let mut lines = text.lines();
+            if let Some(header) = lines.next() {
+                snapshot_rv = serde_json::from_str::<Value>(header)
+                    .ok()
+                    .and_then(|h| h["rv"].as_u64())
+                    .unwrap_or(0);
+            }
+            for (i, line) in lines.enumerate() {
+                match serde_json::from_str::<Value>(line)
+                    .ok()
+                    .and_then(|v| Some((parse_key(&v)?, v)))
+                {
+                    Some((key, mut v)) => {
+                        objects.insert(key, Arc::new(v["o"].take()));
                     }
+                    None => skipped.push((
+                        snap_path.clone(),
+                        format!("line {}: not a stored object", i + 2),
+                    )),
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&snap_path)(e)),
+    }
+    let mut max_rv = snapshot_rv;
+    let wal_path = dir.join(WAL);
+    match fs::read(&wal_path) {
+        Ok(bytes) => {
+            let mut offset = 0usize;
+            let mut cut = None;
+            while offset < bytes.len() {
+                let Some(nl) = bytes[offset..].iter().position(|b| *b == b'\n') else {
+                    cut = Some(offset);
+                    break;
+                };
+                let line = &bytes[offset..offset + nl];
+                let parsed = serde_json::from_slice::<Value>(line)
+                    .ok()
+                    .and_then(|v| Some((parse_key(&v)?, v["rv"].as_u64()?, v)));
+                let Some((key, rv, mut v)) = parsed else {
+                    cut = Some(offset);
+                    break;
+                };
+                offset += nl + 1;
+                if rv <= snapshot_rv {
                     continue;
                 }
-                let parsed = fs::read(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()));
-                match parsed {
-                    Ok(obj) => {
-                        let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string)
-                        else {
-                            loaded.skipped.push((path, "no metadata.name".into()));
-                            continue;
-                        };
-                        let rv = obj["metadata"]["resourceVersion"]
-                            .as_str()
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .unwrap_or(0);
-                        loaded.max_rv = loaded.max_rv.max(rv);
-                        loaded
-                            .objects
-                            .push((storage_name.clone(), ns_name.clone(), name, obj));
-                    }
-                    Err(e) => loaded.skipped.push((path, e)),
+                max_rv = max_rv.max(rv);
+                if v["del"].as_bool() == Some(true) {
+                    objects.remove(&key);
+                } else {
+                    objects.insert(key, Arc::new(v["o"].take()));
                 }
             }
+            if let Some(at) = cut {
+                skipped.push((
+                    wal_path.clone(),
+                    format!("cut a partial write at byte {at}"),
+                ));
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&wal_path)
+                    .map_err(io_err(&wal_path))?;
+                f.set_len(at as u64).map_err(io_err(&wal_path))?;
+            }
         }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&wal_path)(e)),
     }
-    Ok(loaded)
+    let objects = objects
+        .into_iter()
+        .map(|((s, ns, n), o)| (s, ns, n, o))
+        .collect();
+    Ok(Loaded {
+        objects,
+        max_rv,
+        skipped,
+    })
+}
+
+struct Writer {
+    dir: PathBuf,
+    wal: File,
+    wal_lines: usize,
+    live: HashMap<Key, Arc<Value>>,
+    rv: u64,
+}
+
+impl Writer {
+    fn append(&mut self, batch: &[Batch]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(batch.len() * 2048);
+        for b in batch {
+            let line = match &b.op {
+                PersistOp::Put {
+                    storage,
+                    namespace,
+                    name,
+                    object,
+                } => {
+                    self.live.insert(
+                        (storage.clone(), namespace.clone(), name.clone()),
+                        object.clone(),
+                    );
+                    json!({"rv": b.rv, "s": storage, "ns": namespace, "n": name, "o": &**object})
+                }
+                PersistOp::Delete {
+                    storage,
+                    namespace,
+                    name,
+                } => {
+                    self.live
+                        .remove(&(storage.clone(), namespace.clone(), name.clone()));
+                    json!({"rv": b.rv, "s": storage, "ns": namespace, "n": name, "del": true})
+                }
+            };
+            serde_json::to_writer(&mut buf, &line).map_err(io::Error::other)?;
+            buf.push(b'\n');
+            self.rv = self.rv.max(b.rv);
+        }
+        self.wal.write_all(&buf)?;
+        self.wal_lines += batch.len();
+        if self.wal_lines > COMPACT_AFTER && self.wal_lines > 2 * self.live.len() {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every live object to a new snapshot and starts an empty log.
+    fn compact(&mut self) -> io::Result<()> {
+        let tmp = self.dir.join("snapshot.jsonl.tmp");
+        let mut out = io::BufWriter::new(File::create(&tmp)?);
+        serde_json::to_writer(&mut out, &json!({"rv": self.rv})).map_err(io::Error::other)?;
+        out.write_all(b"\n")?;
+        for ((s, ns, n), o) in &self.live {
+            serde_json::to_writer(&mut out, &json!({"s": s, "ns": ns, "n": n, "o": &**o}))
+                .map_err(io::Error::other)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        drop(out);
+        fs::rename(&tmp, self.dir.join(SNAPSHOT))?;
+        self.wal = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(self.dir.join(WAL))?;
+        self.wal_lines = 0;
+        Ok(())
+    }
 }
 
 impl Persister {
-    /// Starts the writer thread for `root`.
-    pub fn start(root: &Path) -> Result<Self, PersistError> {
-        fs::create_dir_all(root.join(OBJECTS_DIR)).map_err(io_err(root))?;
+    /// Starts the writer thread for `root`, which already holds `loaded`.
+    pub fn start(root: &Path, loaded: &Loaded) -> Result<Self, PersistError> {
+        let dir = root.join(STATE_DIR);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let wal_path = dir.join(WAL);
+        let wal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&wal_path)
+            .map_err(io_err(&wal_path))?;
+        let wal_lines = fs::read(&wal_path)
+            .map(|b| b.iter().filter(|c| **c == b'\n').count())
+            .unwrap_or(0);
+        let live = loaded
+            .objects
+            .iter()
+            .map(|(s, ns, n, o)| ((s.clone(), ns.clone(), n.clone()), o.clone()))
+            .collect();
+        let mut writer = Writer {
+            dir,
+            wal,
+            wal_lines,
+            live,
+            rv: loaded.max_rv,
+        };
         let (tx, rx) = mpsc::channel::<Batch>();
-        let root = root.to_path_buf();
         std::thread::Builder::new()
             .name("apiserver-persist".into())
-            .spawn(move || writer(root, rx))
-            .map_err(io_err(Path::new("<thread>")))?;
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < 1024
+                        && let Ok(more) = rx.try_recv()
+                    {
+                        batch.push(more);
+                    }
+                    if let Err(e) = writer.append(&batch) {
+                        // Unacknowledged: the waiting requests fail with an internal error.
+                        tracing::error!(error = %e, "persisting a batch of writes failed");
+                        continue;
+                    }
+                    for b in batch {
+                        let _ = b.done.send(());
+                    }
+                }
+            })
+            .map_err(io_err(root))?;
         Ok(Persister { tx })
     }
 
@@ -209,71 +305,14 @@ impl Persister {
     pub fn submit(&self, op: PersistOp, rv: u64) -> oneshot::Receiver<()> {
         let (done, rx) = oneshot::channel();
         // A closed channel means the writer died; the receiver then reports an error.
-        let _ = self.tx.send(Batch {
-            op,
-            rv,
-            done: Some(done),
-        });
+        let _ = self.tx.send(Batch { op, rv, done });
         rx
-    }
-}
-
-fn writer(root: PathBuf, rx: mpsc::Receiver<Batch>) {
-    let mut last_rv = 0u64;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-            if batch.len() >= 512 {
-                break;
-            }
-        }
-        let mut max_rv = last_rv;
-        for b in &batch {
-            max_rv = max_rv.max(b.rv);
-            let result = match &b.op {
-                PersistOp::Put {
-                    storage,
-                    namespace,
-                    name,
-                    object,
-                } => {
-                    let path = object_path(&root, storage, namespace, name);
-                    serde_json::to_vec(&**object)
-                        .map_err(io::Error::other)
-                        .and_then(|bytes| write_atomically(&path, &bytes))
-                }
-                PersistOp::Delete {
-                    storage,
-                    namespace,
-                    name,
-                } => match fs::remove_file(object_path(&root, storage, namespace, name)) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                    other => other,
-                },
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %e, "persisting an object failed");
-            }
-        }
-        if max_rv != last_rv {
-            if let Err(e) = write_atomically(&root.join(RV_FILE), max_rv.to_string().as_bytes()) {
-                tracing::error!(error = %e, "persisting the resourceVersion failed");
-            }
-            last_rv = max_rv;
-        }
-        for b in batch {
-            if let Some(d) = b.done {
-                let _ = d.send(());
-            }
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d =
@@ -282,105 +321,125 @@ mod tests {
         d
     }
 
-    #[tokio::test]
-    async fn writes_then_loads_objects_and_the_resource_version() {
-        let dir = tmpdir("roundtrip");
-        let p = Persister::start(&dir).unwrap();
-        let obj = Arc::new(
-            json!({"metadata": {"name": "web", "namespace": "default", "resourceVersion": "7"}}),
+    fn put(name: &str, ns: &str, rv: u64) -> PersistOp {
+        let object = Arc::new(
+            json!({"metadata": {"name": name, "namespace": ns, "resourceVersion": rv.to_string()}}),
         );
-        p.submit(
-            PersistOp::Put {
-                storage: "core/services".into(),
-                namespace: "default".into(),
-                name: "web".into(),
-                object: obj,
-            },
-            7,
-        )
-        .await
-        .unwrap();
-        let node = Arc::new(json!({"metadata": {"name": "n1", "resourceVersion": "8"}}));
-        p.submit(
-            PersistOp::Put {
-                storage: "core/nodes".into(),
-                namespace: "".into(),
-                name: "n1".into(),
-                object: node,
-            },
-            8,
-        )
-        .await
-        .unwrap();
-        p.submit(
-            PersistOp::Delete {
-                storage: "core/nodes".into(),
-                namespace: "".into(),
-                name: "n1".into(),
-            },
-            9,
-        )
-        .await
-        .unwrap();
-        let long = "x".repeat(250);
-        let lobj = Arc::new(json!({"metadata": {"name": long, "resourceVersion": "10"}}));
-        p.submit(
-            PersistOp::Put {
-                storage: "rbac.authorization.k8s.io/clusterroles".into(),
-                namespace: "".into(),
-                name: long.clone(),
-                object: lobj,
-            },
-            10,
-        )
-        .await
-        .unwrap();
-        let loaded = load(&dir).unwrap();
-        assert_eq!(loaded.max_rv, 10);
-        let mut names: Vec<_> = loaded
+        PersistOp::Put {
+            storage: "core/configmaps".into(),
+            namespace: ns.into(),
+            name: name.into(),
+            object,
+        }
+    }
+
+    fn names(l: &Loaded) -> Vec<String> {
+        let mut v: Vec<String> = l
             .objects
             .iter()
-            .map(|(s, ns, n, _)| (s.clone(), ns.clone(), n.len()))
+            .map(|(_, ns, n, _)| format!("{ns}/{n}"))
             .collect();
-        names.sort();
-        assert_eq!(
-            names,
-            vec![
-                ("core/services".to_string(), "default".to_string(), 3),
-                (
-                    "rbac.authorization.k8s.io/clusterroles".into(),
-                    "".into(),
-                    250
-                )
-            ]
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn writes_survive_a_restart() {
+        let dir = tmpdir("roundtrip");
+        let empty = load(&dir).unwrap();
+        assert!(empty.objects.is_empty() && empty.max_rv == 0);
+        let p = Persister::start(&dir, &empty).unwrap();
+        p.submit(put("a", "default", 2), 2).await.unwrap();
+        p.submit(put("b", "default", 3), 3).await.unwrap();
+        p.submit(
+            PersistOp::Delete {
+                storage: "core/configmaps".into(),
+                namespace: "default".into(),
+                name: "a".into(),
+            },
+            4,
+        )
+        .await
+        .unwrap();
+        let l = load(&dir).unwrap();
+        assert_eq!(l.max_rv, 4, "deletes count toward the resourceVersion");
+        assert_eq!(names(&l), ["default/b"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_partial_last_line_is_cut_off() {
+        let dir = tmpdir("partial");
+        let p = Persister::start(&dir, &load(&dir).unwrap()).unwrap();
+        p.submit(put("a", "x", 5), 5).await.unwrap();
+        drop(p);
+        let wal = dir.join(STATE_DIR).join(WAL);
+        let mut f = OpenOptions::new().append(true).open(&wal).unwrap();
+        f.write_all(b"{\"rv\":6,\"s\":\"core/configmaps\",\"ns\":\"x\",\"n\":\"b\",\"o\":{\"meta")
+            .unwrap();
+        drop(f);
+        let l = load(&dir).unwrap();
+        assert_eq!(names(&l), ["x/a"]);
+        assert_eq!(l.max_rv, 5);
+        assert_eq!(l.skipped.len(), 1);
+        // The cut leaves a clean log for the next writer.
+        let p = Persister::start(&dir, &l).unwrap();
+        p.submit(put("c", "x", 7), 7).await.unwrap();
+        assert_eq!(names(&load(&dir).unwrap()), ["x/a", "x/c"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_exactly_the_live_objects() {
+        let dir = tmpdir("compact");
+        let p = Persister::start(&dir, &load(&dir).unwrap()).unwrap();
+        let mut rv = 1;
+        for round in 0..3 {
+            for i in 0..(COMPACT_AFTER / 2) {
+                rv += 1;
+                let rx = p.submit(put(&format!("o{i}"), "n", rv), rv);
+                if i + 1 == COMPACT_AFTER / 2 {
+                    rx.await.unwrap();
+                }
+            }
+            let _ = round;
+        }
+        rv += 1;
+        p.submit(
+            PersistOp::Delete {
+                storage: "core/configmaps".into(),
+                namespace: "n".into(),
+                name: "o0".into(),
+            },
+            rv,
+        )
+        .await
+        .unwrap();
+        assert!(
+            dir.join(STATE_DIR).join(SNAPSHOT).exists(),
+            "the log was compacted"
         );
+        let l = load(&dir).unwrap();
+        assert_eq!(l.objects.len(), COMPACT_AFTER / 2 - 1);
+        assert_eq!(l.max_rv, rv);
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn corrupt_files_are_skipped_not_fatal() {
-        let dir = tmpdir("corrupt");
-        let p = object_path(&dir, "core/configmaps", "default", "bad");
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, b"{not json").unwrap();
-        fs::write(p.with_extension("json.tmp"), b"partial").unwrap();
-        let loaded = load(&dir).unwrap();
-        assert!(loaded.objects.is_empty());
-        assert_eq!(loaded.skipped.len(), 1);
-        assert!(!p.with_extension("json.tmp").exists());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn file_names_are_stable_and_bounded() {
-        assert_eq!(file_stem("web"), "web");
-        let long = "a".repeat(253);
-        assert_eq!(file_stem(&long), file_stem(&long));
-        assert!(file_stem(&long).len() < 20);
-        assert_ne!(file_stem("~x"), "~x");
+    fn stale_log_lines_below_the_snapshot_are_skipped() {
+        let dir = tmpdir("stale");
+        let state = dir.join(STATE_DIR);
+        fs::create_dir_all(&state).unwrap();
+        fs::write(state.join(SNAPSHOT), "{\"rv\":10}\n{\"s\":\"core/configmaps\",\"ns\":\"n\",\"n\":\"kept\",\"o\":{\"metadata\":{\"name\":\"kept\"}}}\nnot json\n").unwrap();
+        fs::write(state.join(WAL), "{\"rv\":9,\"s\":\"core/configmaps\",\"ns\":\"n\",\"n\":\"kept\",\"del\":true}\n{\"rv\":11,\"s\":\"core/configmaps\",\"ns\":\"n\",\"n\":\"new\",\"o\":{}}\n").unwrap();
+        let l = load(&dir).unwrap();
+        assert_eq!(names(&l), ["n/kept", "n/new"]);
+        assert_eq!(l.max_rv, 11);
         assert_eq!(
-            storage_from_dir(&storage_dir("ironlb.io/ipaddresspools")),
-            "ironlb.io/ipaddresspools"
+            l.skipped.len(),
+            1,
+            "the malformed snapshot line is reported"
         );
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

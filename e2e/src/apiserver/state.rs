@@ -85,7 +85,7 @@ impl ApiServer {
         for (path, why) in &loaded.skipped {
             tracing::warn!(path = %path.display(), why, "skipping unreadable object file");
         }
-        let persister = Persister::start(dir)?;
+        let persister = Persister::start(dir, &loaded)?;
         let store = Store::from_loaded(loaded, persister, opts.history_limit);
         Self::assemble(opts, store)
     }

@@ -224,7 +224,7 @@ impl Store {
             inner
                 .collection(&storage)
                 .objects
-                .insert((ns, name), (rv, Arc::new(obj)));
+                .insert((ns, name), (rv, obj));
         }
         Store {
             inner: Mutex::new(inner),
