@@ -127,7 +127,8 @@ fn watcher_relists_after_a_restart_and_objects_survive_sigkill() {
         task.abort();
         server
     });
-    drop(server);
+    let mut server = server;
+    assert!(server.terminate().success(), "SIGTERM is a clean exit");
 }
 
 #[test]
@@ -287,7 +288,7 @@ fn streaming_lists_bookmarks_paging_selectors_and_finalizers() {
         }
         // Paging.
         let mut names = Vec::new();
-        let mut lp = ListParams::default().limit(10);
+        let mut lp = ListParams::default().labels("app=web").limit(10);
         loop {
             let page = cms.list(&lp).await.unwrap();
             names.extend(page.items.iter().map(|c| c.name_any()));

@@ -586,6 +586,36 @@ fn deleting_a_namespace_deletes_its_objects() {
     let (ns, s, _dir) = setup("ns");
     let k = &s.kubeconfig;
     kubectl_ok(&ns, k, &["create", "namespace", "team-a"], None);
+    // As in a real cluster, controllers fill a new namespace with its defaults.
+    eventually(
+        "the default ServiceAccount and kube-root-ca.crt",
+        Duration::from_secs(5),
+        || {
+            let sa = kubectl(
+                &ns,
+                k,
+                &["-n", "team-a", "get", "serviceaccount", "default"],
+                None,
+            );
+            let ca = kubectl(
+                &ns,
+                k,
+                &[
+                    "-n",
+                    "team-a",
+                    "get",
+                    "configmap",
+                    "kube-root-ca.crt",
+                    "-o",
+                    "jsonpath={.data.ca\\.crt}",
+                ],
+                None,
+            );
+            (sa.status.success()
+                && String::from_utf8_lossy(&ca.stdout).contains("BEGIN CERTIFICATE"))
+            .then_some(())
+        },
+    );
     kubectl_ok(
         &ns,
         k,

@@ -99,6 +99,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
     let mut sans = config.tls_sans.clone();
     sans.push(server.services.first_ip().to_string());
     let pki = tls::load_or_create(&config.data_dir, &sans)?;
+    let _ = server.root_ca.set(pki.ca_pem.clone());
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen {

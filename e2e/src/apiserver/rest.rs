@@ -1218,6 +1218,13 @@ impl ApiServer {
     /// One pass of the namespace controller: empties terminating namespaces and removes them.
     pub async fn reconcile_namespaces(&self) {
         let (namespaces, _) = self.store.snapshot("core/namespaces", None);
+        for ns in namespaces
+            .iter()
+            .filter(|n| n["metadata"].get("deletionTimestamp").is_none())
+        {
+            self.ensure_namespace_defaults(meta_str(ns, "name").unwrap_or_default())
+                .await;
+        }
         let registry = self.registry();
         let mut storages: Vec<(String, Arc<ResourceDef>)> = Vec::new();
         for d in registry.all().filter(|d| d.namespaced) {
@@ -1278,6 +1285,49 @@ impl ApiServer {
                 {
                     let _ = c.durable().await;
                 }
+            }
+        }
+    }
+
+    /// What the service-account and root-CA controllers put in every namespace: the `default`
+    /// ServiceAccount and the `kube-root-ca.crt` ConfigMap.
+    async fn ensure_namespace_defaults(&self, ns: &str) {
+        let now = time::now_time();
+        if self
+            .store
+            .get("core/serviceaccounts", ns, "default")
+            .is_none()
+        {
+            let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": ns, "uid": new_uid(), "creationTimestamp": now}});
+            if let Ok(c) = self.store.commit(
+                "core/serviceaccounts",
+                ns,
+                "default",
+                Expect::Absent,
+                Some(sa),
+            ) {
+                let _ = c.durable().await;
+            }
+        }
+        if let Some(ca) = self.root_ca.get()
+            && self
+                .store
+                .get("core/configmaps", ns, "kube-root-ca.crt")
+                .is_none()
+        {
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kube-root-ca.crt", "namespace": ns, "uid": new_uid(), "creationTimestamp": now,
+                             "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+                "data": {"ca.crt": ca}});
+            if let Ok(c) = self.store.commit(
+                "core/configmaps",
+                ns,
+                "kube-root-ca.crt",
+                Expect::Absent,
+                Some(cm),
+            ) {
+                let _ = c.durable().await;
             }
         }
     }
