@@ -25,6 +25,8 @@ pub(super) struct ServiceEntry {
     pub(super) noted_invalid: Option<String>,
     /// The last `AllocationFailed` message emitted.
     pub(super) noted_failure: Option<String>,
+    /// Fingerprint of the sharing terms of the last request, to notice when they change.
+    pub(super) terms: Option<u64>,
 }
 
 impl ServiceEntry {
@@ -37,6 +39,7 @@ impl ServiceEntry {
             noted_translations: BTreeSet::new(),
             noted_invalid: None,
             noted_failure: None,
+            terms: None,
         }
     }
 

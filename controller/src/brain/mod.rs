@@ -18,8 +18,9 @@
 //! - A Service with malformed annotations keeps what it holds; an invalid pool keeps its last
 //!   valid version in the allocator.
 //! - Events are emitted once per distinct problem, not at every resync.
-//! - Services left without an address are tried again, oldest first, as soon as a call frees
-//!   addresses (a delete, a type or class change, a move) or a pool changes.
+//! - Services whose request could not be met are tried again, oldest first, as soon as a call
+//!   makes room (a delete, a type or class change, a move, changed sharing terms) or a pool
+//!   changes.
 //!
 //! Cost: a Service event costs O(log n) (plus the Services waiting for an address, when it
 //! frees one). A pool event reconciles every Service, a Namespace label change those of the
@@ -88,10 +89,14 @@ pub struct Brain {
     synced: bool,
     /// Pools whose status or gauges need recomputing at the end of the current call.
     dirty_pools: BTreeSet<String>,
-    /// Services of ours that hold no address and could get one when addresses free up.
+    /// Services of ours whose request the allocator refused (they hold no address, or not the
+    /// one they ask for): tried again when room is made.
     waiting: BTreeSet<ServiceKey>,
-    /// Set when the current call freed addresses, so that waiting Services are tried again.
-    freed: bool,
+    /// Set when the current call freed addresses or changed the sharing terms an address is
+    /// held on, so that waiting Services are tried again.
+    room_changed: bool,
+    /// Services reconciled during the current call.
+    touched: BTreeSet<ServiceKey>,
 }
 
 static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
@@ -107,7 +112,8 @@ impl Brain {
             synced: false,
             dirty_pools: BTreeSet::new(),
             waiting: BTreeSet::new(),
-            freed: false,
+            room_changed: false,
+            touched: BTreeSet::new(),
         }
     }
 
@@ -165,7 +171,7 @@ impl Brain {
         self.finish(|brain, _| {
             if let Some(old) = brain.allocator.release(key) {
                 brain.dirty_pools.insert(old.pool);
-                brain.freed = true;
+                brain.room_changed = true;
             }
         })
     }
@@ -296,7 +302,8 @@ impl Brain {
             self.reconcile_service(key, &mut out);
         }
         // Everything was just reconciled, oldest first.
-        self.freed = false;
+        self.room_changed = false;
+        self.touched.clear();
         self.flush(&mut out);
         out
     }
@@ -340,21 +347,29 @@ impl Brain {
     }
 
     /// Runs `step` unless not yet synced, gives waiting Services a chance at addresses the
-    /// step freed, then recomputes dirty pools.
+    /// step made room for, then recomputes dirty pools.
     fn finish(&mut self, step: impl FnOnce(&mut Brain, &mut Output)) -> Output {
         let mut out = Output::default();
         if !self.synced {
             return out;
         }
         step(self, &mut out);
-        if std::mem::take(&mut self.freed) && !self.waiting.is_empty() {
-            let waiting: Vec<ServiceKey> = self.waiting.iter().cloned().collect();
+        let touched = std::mem::take(&mut self.touched);
+        if std::mem::take(&mut self.room_changed) && !self.waiting.is_empty() {
+            // Services the step itself just tried had every chance already.
+            let waiting: Vec<ServiceKey> = self
+                .waiting
+                .iter()
+                .filter(|k| !touched.contains(*k))
+                .cloned()
+                .collect();
             for key in self.by_age(waiting) {
                 self.reconcile_service(&key, &mut out);
             }
             // Trying again frees nothing.
-            self.freed = false;
+            self.room_changed = false;
         }
+        self.touched.clear();
         self.flush(&mut out);
         out
     }

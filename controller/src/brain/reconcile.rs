@@ -53,6 +53,7 @@ impl Brain {
     }
 
     pub(super) fn reconcile_ours(&mut self, key: &ServiceKey, out: &mut Output) {
+        self.touched.insert(key.clone());
         // A Service in a Namespace whose event has not arrived yet (both were just created):
         // the Namespace's labels decide which pools it may use, so wait for them;
         // `apply_namespace` reconciles it.
@@ -90,6 +91,12 @@ impl Brain {
                 }
                 // It needs a fix from its owner, not a free address.
                 self.waiting.remove(key);
+                if entry.held.is_none() {
+                    // Nothing held (never allocated, or its pool no longer offers the address):
+                    // a status showing an address would be stale.
+                    entry.sync_status(StatusWrite::Clear { exclusive: true }, out);
+                    entry.sync_annotation(None, out);
+                }
                 return;
             }
         };
@@ -118,6 +125,8 @@ impl Brain {
             return;
         }
         let labels = self.namespaces.get(&key.namespace).unwrap_or(&NO_LABELS);
+        // The allocator refused the request: what it asks may fit once addresses free up.
+        let mut unsatisfied = false;
         match entry.view.request(&asked, labels) {
             Err(err) => {
                 let consequence = match &entry.held {
@@ -128,13 +137,19 @@ impl Brain {
             }
             Ok(request) => {
                 let before = entry.held.clone();
+                let terms = terms_fingerprint(&request);
+                if before.is_some() && entry.terms != Some(terms) {
+                    // Others may now share (or no longer share) this Service's address.
+                    self.room_changed = true;
+                }
+                entry.terms = Some(terms);
                 match self.allocator.assign(key, &request) {
                     Ok(assignment) => {
                         entry.noted_failure = None;
                         if before.as_ref() != Some(&assignment) {
                             if let Some(before) = &before {
                                 self.dirty_pools.insert(before.pool.clone());
-                                self.freed = true;
+                                self.room_changed = true;
                             }
                             self.dirty_pools.insert(assignment.pool.clone());
                             let shown = entry.view.shown_ips();
@@ -159,11 +174,26 @@ impl Brain {
                         entry.held = Some(assignment);
                     }
                     Err(err) => {
-                        entry.held = self.allocator.assignment(key);
-                        let consequence = match &entry.held {
-                            Some(held) => format!("the Service keeps {}", join_ips(&held.ips)),
+                        unsatisfied = true;
+                        // The allocator kept what the Service held, on the terms it was
+                        // given. Keep it only if the new spec may still hold it: a Service
+                        // that dropped its sharing key or took a port its co-holders use must
+                        // not stay on their address.
+                        let consequence = match self.allocator.release(key) {
                             None => "the Service stays pending".to_string(),
+                            Some(kept) => match self.allocator.restore(key, &request, &kept.ips) {
+                                Ok(_) => format!("the Service keeps {}", join_ips(&kept.ips)),
+                                Err(conflict) => {
+                                    self.dirty_pools.insert(kept.pool.clone());
+                                    self.room_changed = true;
+                                    format!(
+                                        "{} released because the Service can no longer hold it: {conflict}",
+                                        join_ips(&kept.ips)
+                                    )
+                                }
+                            },
                         };
+                        entry.held = self.allocator.assignment(key);
                         entry.note_failure(err.reason(), format!("{err}; {consequence}"), out);
                     }
                 }
@@ -187,10 +217,9 @@ impl Brain {
             ),
             None => (StatusWrite::Clear { exclusive: true }, None),
         };
-        let waiting = entry.held.is_none();
         entry.sync_status(status, out);
         entry.sync_annotation(pool, out);
-        if waiting {
+        if unsatisfied {
             self.waiting.insert(key.clone());
         } else {
             self.waiting.remove(key);
@@ -207,7 +236,7 @@ impl Brain {
         self.waiting.remove(key);
         if let Some(old) = &released {
             self.dirty_pools.insert(old.pool.clone());
-            self.freed = true;
+            self.room_changed = true;
             let why = if !entry.view.is_load_balancer() {
                 "the Service is no longer of type LoadBalancer".to_string()
             } else {
@@ -284,10 +313,24 @@ impl Brain {
                 ));
             }
         }
+        // Every pool: a conflict's message names the older pool's ranges, which may have
+        // changed even when the list of conflicts did not.
         self.dirty_pools.extend(update.conflicts_changed);
+        self.dirty_pools.extend(self.pools.keys().cloned());
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
         for key in self.by_age(keys) {
             self.reconcile_service(&key, out);
         }
     }
+}
+
+/// A fingerprint of what decides whether a Service may share an address (sharing key, ports,
+/// backend), to notice when it changes without keeping the whole request.
+fn terms_fingerprint(request: &crate::allocator::Request) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    request.sharing_key.hash(&mut hasher);
+    request.ports.hash(&mut hasher);
+    request.backend.hash(&mut hasher);
+    hasher.finish()
 }

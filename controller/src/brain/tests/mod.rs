@@ -6,6 +6,7 @@
 mod events_once;
 mod malformed;
 mod pools;
+mod props;
 mod restart;
 mod services;
 

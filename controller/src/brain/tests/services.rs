@@ -501,3 +501,68 @@ fn nothing_is_decided_before_the_initial_lists_are_complete() {
     assert_eq!(status_writes(&out).len(), 1);
     assert!(brain.synced().is_empty(), "synced only once");
 }
+
+#[test]
+fn a_service_that_leaves_a_shared_address_on_incompatible_terms_loses_it() {
+    use ironlb_crds::annotations::ALLOW_SHARED_IP;
+    let (mut world, mut brain) = mk_started(&[("one", &["198.51.100.7"])]);
+    create(
+        &mut world,
+        &mut brain,
+        annotate(mk_service("a", 1), ALLOW_SHARED_IP, "k"),
+    );
+    let mut b = annotate(mk_service("b", 2), ALLOW_SHARED_IP, "k");
+    spec_mut(&mut b).ports.as_mut().unwrap()[0].port = 81;
+    create(&mut world, &mut brain, b);
+    assert_eq!(shown(&world, "b"), vec![ip("198.51.100.7")]);
+
+    // "b" drops the key and takes a's port: it may not stay on a's address, and there is no
+    // other one.
+    let out = update(&mut world, &mut brain, mk_service("b", 2));
+    assert_eq!(reasons(&out), vec![ALLOCATION_FAILED]);
+    assert!(events(&out)[0].1.contains("released"), "{:?}", events(&out));
+    assert!(shown(&world, "b").is_empty());
+    assert_eq!(shown(&world, "a"), vec![ip("198.51.100.7")]);
+}
+
+#[test]
+fn a_refused_request_is_met_once_the_address_is_free() {
+    let (mut world, mut brain) = mk_started(&[("main", &["198.51.100.0/30"])]);
+    create(&mut world, &mut brain, mk_service("holder", 1));
+    create(&mut world, &mut brain, mk_service("mover", 2));
+    // "mover" asks for the holder's address: refused, it keeps its own meanwhile.
+    let out = update(
+        &mut world,
+        &mut brain,
+        annotate(mk_service("mover", 2), LOAD_BALANCER_IPS, "198.51.100.0"),
+    );
+    assert_eq!(reasons(&out), vec![ALLOCATION_FAILED]);
+    assert_eq!(shown(&world, "mover"), vec![ip("198.51.100.1")]);
+    // The holder goes away: the mover gets what it asked for without another event of its own.
+    world.services.remove(&key("holder"));
+    let out = brain.delete_service(&key("holder"));
+    world.settle(&mut brain, &out);
+    assert_eq!(shown(&world, "mover"), vec![ip("198.51.100.0")]);
+}
+
+#[test]
+fn a_malformed_service_whose_pool_stops_offering_its_address_is_cleared() {
+    let (mut world, mut brain) = mk_started(&[("main", &["198.51.100.8/30"])]);
+    create(&mut world, &mut brain, mk_service("web", 1));
+    update(
+        &mut world,
+        &mut brain,
+        annotate(mk_service("web", 1), LOAD_BALANCER_IPS, "garbage"),
+    );
+    assert_eq!(
+        shown(&world, "web"),
+        vec![ip("198.51.100.8")],
+        "kept while malformed"
+    );
+    let mut moved = mk_pool("main", &["198.51.100.0/30"], 100);
+    moved.metadata.generation = Some(2);
+    world.add_pool(moved.clone());
+    let out = brain.apply_pool(&moved);
+    world.settle(&mut brain, &out);
+    assert!(shown(&world, "web").is_empty(), "no stale address");
+}
