@@ -648,3 +648,103 @@ fn deleting_a_namespace_deletes_its_objects() {
     let err = kubectl_err(&ns, k, &["delete", "namespace", "default"], None);
     assert!(err.contains("may not be deleted"), "{err}");
 }
+
+const HELM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/bin/helm");
+
+/// A chart with the kinds ironlb's chart uses: CRDs, RBAC, a Deployment, a DaemonSet, a Secret.
+fn write_chart(dir: &std::path::Path) {
+    let t = dir.join("templates");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::create_dir_all(dir.join("crds")).unwrap();
+    std::fs::write(dir.join("Chart.yaml"), "apiVersion: v2\nname: demo\nversion: 0.1.0\n").unwrap();
+    std::fs::write(dir.join("values.yaml"), "replicas: 2\n").unwrap();
+    for f in std::fs::read_dir(crd_dir()).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join("crds").join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        t.join("all.yaml"),
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {name: demo-controller}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: demo-controller}
+rules:
+- apiGroups: [""]
+  resources: [services, services/status, events]
+  verbs: [get, list, watch, patch, create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: demo-controller}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: demo-controller}
+subjects: [{kind: ServiceAccount, name: demo-controller, namespace: {{ .Release.Namespace }}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: demo-memberlist}
+type: Opaque
+data: {key: {{ "secret" | b64enc }}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: demo-controller, labels: {app: demo}}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector: {matchLabels: {app: demo}}
+  template:
+    metadata: {labels: {app: demo}}
+    spec:
+      serviceAccountName: demo-controller
+      securityContext: {runAsNonRoot: true, runAsUser: 65532}
+      containers:
+      - name: controller
+        image: example.com/ironlb-controller:0.1.0
+        args: [--lb-class=ironlb.io/ironlb]
+        ports: [{name: metrics, containerPort: 7472}]
+        securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: demo-speaker}
+spec:
+  selector: {matchLabels: {app: speaker}}
+  template:
+    metadata: {labels: {app: speaker}}
+    spec:
+      hostNetwork: true
+      tolerations: [{operator: Exists}]
+      containers:
+      - name: speaker
+        image: example.com/ironlb-speaker:0.1.0
+        securityContext: {capabilities: {add: [NET_RAW, NET_ADMIN], drop: [ALL]}}
+"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn helm_installs_upgrades_and_uninstalls_a_chart() {
+    let (ns, s, dir) = setup("helm");
+    let k = &s.kubeconfig;
+    let chart = dir.path().join("chart");
+    write_chart(&chart);
+    let helm = |args: &[&str]| {
+        let out = ns.command(HELM).arg("--kubeconfig").arg(k).args(args).output().expect("helm");
+        assert!(out.status.success(), "helm {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let chart_path = chart.to_str().unwrap();
+    helm(&["install", "demo", chart_path, "-n", "demo-system", "--create-namespace", "--wait=false"]);
+    assert!(helm(&["list", "-n", "demo-system"]).contains("deployed"));
+    assert_eq!(kubectl_ok(&ns, k, &["-n", "demo-system", "get", "deploy", "demo-controller", "-o", "jsonpath={.spec.replicas}"], None), "2");
+    assert!(kubectl_ok(&ns, k, &["get", "crd", "-o", "name"], None).contains("ipaddresspools.ironlb.io"));
+    helm(&["upgrade", "demo", chart_path, "-n", "demo-system", "--set", "replicas=3", "--wait=false"]);
+    assert_eq!(kubectl_ok(&ns, k, &["-n", "demo-system", "get", "deploy", "demo-controller", "-o", "jsonpath={.spec.replicas}"], None), "3");
+    assert!(helm(&["history", "demo", "-n", "demo-system"]).lines().count() >= 3);
+    helm(&["uninstall", "demo", "-n", "demo-system", "--wait=false"]);
+    let left = kubectl_ok(&ns, k, &["-n", "demo-system", "get", "deploy,ds,secret,sa", "-o", "name"], None);
+    assert!(!left.contains("demo-controller") && !left.contains("demo-speaker") && !left.contains("sh.helm.release"), "{left}");
+}
