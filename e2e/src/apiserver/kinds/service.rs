@@ -659,7 +659,7 @@ pub fn carry_over_allocations(old: &Value, new: &mut Value) {
             }
         }
     } else if needs_node_ports(os)
-        && !needs_node_ports(ns)
+        && !matches!(s(ns, "type"), Some("NodePort" | "LoadBalancer"))
         && let Some(ports) = ns.get_mut("ports").and_then(Value::as_array_mut)
     {
         for p in ports {
@@ -858,7 +858,10 @@ impl ServiceNetworks {
 
         let old_ports = node_ports_of(&old_spec);
         let mut kept: Vec<u16> = Vec::new();
-        if needs_node_ports(spec) {
+        // A LoadBalancer without automatic node ports keeps the ones it names.
+        let named_only = s(spec, "type") == Some("LoadBalancer") && !needs_node_ports(spec);
+        let automatic = needs_node_ports(spec);
+        if automatic || named_only {
             let mut by_port: BTreeMap<i64, u16> = BTreeMap::new();
             let mut n = self.lock();
             let ports = spec
@@ -895,7 +898,7 @@ impl ServiceNetworks {
                     )),
                 }
             }
-            for p in ports.iter_mut() {
+            for p in ports.iter_mut().filter(|_| automatic) {
                 if p["nodePort"].as_i64().unwrap_or(0) != 0 {
                     continue;
                 }
@@ -1191,6 +1194,27 @@ mod tests {
     }
 
     #[test]
+    fn turning_off_automatic_node_ports_keeps_the_existing_ones() {
+        let n = nets("203.0.113.0/25");
+        let mut lb = svc(json!({"type": "LoadBalancer", "ports": [{"port": 80}]}));
+        n.allocate(None, &mut lb).unwrap().commit();
+        let port = lb["spec"]["ports"][0]["nodePort"].clone();
+        let mut off = lb.clone();
+        off["spec"]["allocateLoadBalancerNodePorts"] = json!(false);
+        carry_over_allocations(&lb, &mut off);
+        assert_eq!(off["spec"]["ports"][0]["nodePort"], port);
+        n.allocate(Some(&lb), &mut off).unwrap().commit();
+        assert_eq!(n.usage().1, 1, "still allocated");
+        let mut removed = off.clone();
+        removed["spec"]["ports"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("nodePort");
+        n.allocate(Some(&off), &mut removed).unwrap().commit();
+        assert_eq!(n.usage().1, 0, "released once the client removes it");
+    }
+
+    #[test]
     fn no_node_ports_when_disabled() {
         let n = nets("203.0.113.0/25");
         let mut s = svc(
@@ -1257,8 +1281,13 @@ mod tests {
         assert_eq!(n.usage(), (1, 0));
         // Changing the cluster IP is refused.
         let mut moved = cip.clone();
-        moved["spec"]["clusterIP"] = json!("203.0.113.99");
-        assert!(!validate_update(&cip, &moved).is_empty());
+        let other = if cip["spec"]["clusterIP"] == "203.0.113.99" {
+            "203.0.113.98"
+        } else {
+            "203.0.113.99"
+        };
+        moved["spec"]["clusterIP"] = json!(other);
+        assert!(!validate_update(&cip, &moved).is_empty(), "{cip}");
     }
 
     #[test]
