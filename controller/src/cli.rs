@@ -206,32 +206,8 @@ impl Args {
     }
 }
 
-/// A malformed duration flag.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{0:?} is not a duration; write a number with a unit: 500ms, 15s, 2m (a bare number is seconds)"
-)]
-pub struct BadDuration(pub String);
-
-/// Parses `500ms`, `15s`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, BadDuration> {
-    let bad = || BadDuration(text.to_string());
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    let value: u64 = digits.parse().map_err(|_| bad())?;
-    let millis = match unit {
-        "ms" => Some(value),
-        "" | "s" => value.checked_mul(1_000),
-        "m" => value.checked_mul(60_000),
-        "h" => value.checked_mul(3_600_000),
-        _ => None,
-    }
-    .ok_or_else(bad)?;
-    Ok(Duration::from_millis(millis))
-}
+// Shared with the speaker, so every duration flag reads the same way.
+pub use ironlb_crds::runtime::duration::{BadDuration, parse_duration};
 
 /// The host's name, for the default identity.
 pub fn hostname() -> String {

@@ -122,6 +122,11 @@ impl Advertisement {
         any_matches(&self.node_selectors, labels)
     }
 
+    /// The compiled `nodeSelectors` (empty: every node), as the speaker's election takes them.
+    pub fn node_selectors(&self) -> &[Selector] {
+        &self.node_selectors
+    }
+
     /// True when a Service with these labels is announced by this advertisement.
     pub fn selects_service(&self, labels: &BTreeMap<String, String>) -> bool {
         any_matches(&self.service_selectors, labels)

@@ -87,6 +87,23 @@ impl fmt::Display for IpMode {
     }
 }
 
+/// The `ipMode` of a Service's addresses when its status does not say: the `ip-mode`
+/// annotation (`asked`), else `VIP` when the Service has no NodePorts to forward to
+/// (`allocateLoadBalancerNodePorts: false`), else the binary's `--ip-mode` (`default`). The
+/// controller writes this into the status; the speaker applies the same rule when the API
+/// server is too old to store `ipMode`.
+pub fn effective_ip_mode(
+    asked: Option<IpMode>,
+    allocate_node_ports: Option<bool>,
+    default: IpMode,
+) -> IpMode {
+    match asked {
+        Some(mode) => mode,
+        None if allocate_node_ports == Some(false) => IpMode::Vip,
+        None => default,
+    }
+}
+
 /// The error of [`IpMode::from_str`]: the value is neither `Proxy` nor `VIP`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not an IP mode; use Proxy or VIP")]
@@ -583,6 +600,26 @@ mod tests {
     fn empty_sharing_key_means_none() {
         let req = parse(&[(ALLOW_SHARED_IP, "  ")], None).unwrap();
         assert_eq!(req.sharing_key, None);
+    }
+
+    #[test]
+    fn effective_ip_mode_rule() {
+        use IpMode::{Proxy, Vip};
+        let cases = [
+            (Some(Vip), None, Proxy, Vip),
+            (Some(Proxy), Some(false), Vip, Proxy),
+            (None, Some(false), Proxy, Vip),
+            (None, Some(true), Proxy, Proxy),
+            (None, None, Proxy, Proxy),
+            (None, None, Vip, Vip),
+        ];
+        for (asked, node_ports, default, want) in cases {
+            assert_eq!(
+                effective_ip_mode(asked, node_ports, default),
+                want,
+                "{asked:?} {node_ports:?} {default:?}"
+            );
+        }
     }
 
     #[test]

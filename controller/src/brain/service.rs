@@ -233,11 +233,11 @@ impl ServiceView {
         if !supported {
             return None;
         }
-        Some(match asked {
-            Some(mode) => mode,
-            None if self.allocate_node_ports == Some(false) => IpMode::Vip,
-            None => default,
-        })
+        Some(annotations::effective_ip_mode(
+            asked,
+            self.allocate_node_ports,
+            default,
+        ))
     }
 
     /// True when the status shows exactly `desired`.
