@@ -9,6 +9,23 @@
 //! - [`kinds`], [`alloc`]: per-kind defaults, validation and ClusterIP/NodePort allocation;
 //! - [`rest`], [`watch`], [`table`], [`discovery`]: the REST semantics and their encodings;
 //! - [`http`], [`tls`], [`kubeconfig`], [`metrics`]: the wire; [`serve`] runs it all.
+//!
+//! What a real API server does that this one does too: legacy and aggregated discovery, a
+//! minimal OpenAPI v3 (enough for kubectl's server-side field validation), JSON, YAML and
+//! protobuf request bodies (JSON responses), Tables, watches with bookmarks, streaming lists,
+//! 410 Gone and selector transitions, list paging, optimistic concurrency, managedFields and
+//! server-side apply (conflicts, force, removal of dropped fields, kubectl's client-side to
+//! server-side takeover), strategic merge patch, status and scale subresources, finalizers,
+//! graceful pod deletion, pod binding, namespace termination, garbage collection by owner
+//! references (background and orphan), event expiry, the `default` ServiceAccount and
+//! `kube-root-ca.crt` in every namespace, CRDs with structural-schema validation, pruning and
+//! defaulting, and the Service allocators.
+//!
+//! What it does not do: authentication and authorization (any bearer token is admin), CEL
+//! validation rules, conversion webhooks, admission webhooks, protobuf responses, `log`/`exec`/
+//! `portforward`, foreground deletion (treated as background), consistent snapshots across list
+//! pages (pages read the current state), and no controllers beyond the ones named above (a
+//! Deployment gets no ReplicaSet or Pods).
 
 pub mod alloc;
 pub mod base64;

@@ -642,3 +642,149 @@ async fn watches_follow_selectors_and_report_gone() {
     assert_eq!(ev["object"]["code"], 410);
     assert_eq!(ev["object"]["reason"], "Expired");
 }
+
+fn widget_crd(status_subresource: bool) -> Value {
+    let mut v = json!({"name": "v1", "served": true, "storage": true,
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "required": ["size"], "properties": {
+                "size": {"type": "integer", "minimum": 1, "maximum": 10},
+                "color": {"type": "string", "enum": ["red", "blue"], "default": "red"}}},
+            "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}}}});
+    if status_subresource {
+        v["subresources"] = json!({"status": {}});
+    }
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.io"},
+        "spec": {"group": "example.io", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"}, "versions": [v]}})
+}
+
+#[tokio::test]
+async fn custom_resources_validation_defaults_generation_and_status() {
+    let s = server();
+    let (code, crd) = post(
+        &s,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        widget_crd(true),
+    )
+    .await;
+    assert_eq!(code, 201, "{crd}");
+    assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
+    let (code, list) = get(&s, "/apis/example.io/v1").await;
+    assert_eq!(code, 200);
+    assert!(
+        list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "widgets/status")
+    );
+
+    let base = "/apis/example.io/v1/namespaces/default/widgets";
+    let (code, bad) = post(&s, base, json!({"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 11, "color": "green"}})).await;
+    assert_eq!(code, 422, "{bad}");
+    let fields: Vec<&str> = bad["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["spec.color", "spec.size"]);
+    let (code, bad) = post(&s, base, json!({"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}})).await;
+    assert_eq!(
+        (code, bad["details"]["causes"][0]["field"].as_str()),
+        (422, Some("spec.size"))
+    );
+
+    let (code, w) = post(&s, base, json!({"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}, "status": {"ready": true}})).await;
+    assert_eq!(code, 201);
+    assert_eq!(w["spec"]["color"], "red", "defaulted");
+    assert!(
+        w.get("status").is_none(),
+        "status is not set through the main resource"
+    );
+    assert_eq!(w["metadata"]["generation"], 1);
+    let (_, st) = patch(
+        &s,
+        &format!("{base}/w/status"),
+        json!({"status": {"ready": true}, "spec": {"size": 9}}),
+        "application/merge-patch+json",
+    )
+    .await;
+    assert_eq!(
+        (
+            st["status"]["ready"].as_bool(),
+            st["spec"]["size"].as_i64(),
+            st["metadata"]["generation"].as_i64()
+        ),
+        (Some(true), Some(3), Some(1))
+    );
+    let (_, sp) = patch(
+        &s,
+        &format!("{base}/w"),
+        json!({"spec": {"size": 4}}),
+        "application/merge-patch+json",
+    )
+    .await;
+    assert_eq!(sp["metadata"]["generation"], 2);
+    let (_, meta) = patch(
+        &s,
+        &format!("{base}/w"),
+        json!({"metadata": {"labels": {"a": "b"}}}),
+        "application/merge-patch+json",
+    )
+    .await;
+    assert_eq!(
+        meta["metadata"]["generation"], 2,
+        "metadata changes do not bump generation"
+    );
+    // A PUT without a resourceVersion is refused for custom resources.
+    let mut replace = meta.clone();
+    replace["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let (code, _) = call(
+        &s,
+        Method::PUT,
+        &format!("{base}/w"),
+        Some(replace),
+        "application/json",
+    )
+    .await;
+    assert_eq!(code, 422);
+
+    // Deleting the CRD deletes its objects and stops serving it.
+    call(
+        &s,
+        Method::DELETE,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.io",
+        None,
+        "application/json",
+    )
+    .await;
+    assert_eq!(get(&s, "/apis/example.io/v1").await.0, 404);
+    assert!(s.store.get("example.io/widgets", "default", "w").is_none());
+}
+
+#[tokio::test]
+async fn without_a_status_subresource_status_is_part_of_the_object() {
+    let s = server();
+    post(
+        &s,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        widget_crd(false),
+    )
+    .await;
+    let base = "/apis/example.io/v1/namespaces/default/widgets";
+    let (_, w) = post(&s, base, json!({"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}, "status": {"ready": true}})).await;
+    assert_eq!(w["status"]["ready"], true);
+    let (_, w) = patch(
+        &s,
+        &format!("{base}/w"),
+        json!({"status": {"ready": false}}),
+        "application/merge-patch+json",
+    )
+    .await;
+    assert_eq!(w["metadata"]["generation"], 2);
+    assert_eq!(get(&s, &format!("{base}/w/status")).await.0, 404);
+}

@@ -128,17 +128,15 @@ fn same_object(a: &Value, b: &Value) -> bool {
     })
 }
 
-/// Equal outside `metadata` and `status`: changes there bump `metadata.generation`.
-fn same_spec(a: &Value, b: &Value) -> bool {
-    const IGNORED: [&str; 4] = ["metadata", "status", "apiVersion", "kind"];
+/// Equal outside `metadata` (and `status`, for kinds with a status subresource): changes
+/// elsewhere bump `metadata.generation`.
+fn same_spec(a: &Value, b: &Value, status_is_separate: bool) -> bool {
+    let ignored = |k: &str| {
+        matches!(k, "metadata" | "apiVersion" | "kind") || (status_is_separate && k == "status")
+    };
     let keys = |v: &Value| -> Vec<String> {
         v.as_object()
-            .map(|m| {
-                m.keys()
-                    .filter(|k| !IGNORED.contains(&k.as_str()))
-                    .cloned()
-                    .collect()
-            })
+            .map(|m| m.keys().filter(|k| !ignored(k)).cloned().collect())
             .unwrap_or_default()
     };
     keys(a) == keys(b) && keys(a).iter().all(|k| a.get(k) == b.get(k))
@@ -599,7 +597,7 @@ impl ApiServer {
                 }
                 if def.tracks_generation {
                     let mut generation = cur["metadata"]["generation"].as_i64().unwrap_or(1);
-                    if !same_spec(cur, &candidate) {
+                    if !same_spec(cur, &candidate, def.status_subresource) {
                         generation += 1;
                     }
                     candidate["metadata"]["generation"] = json!(generation);
