@@ -51,7 +51,12 @@ pub struct Args {
     pub lb_class: String,
 
     /// Leave Services without a loadBalancerClass alone (by default they are handled).
-    #[arg(long, env = "IRONLB_IGNORE_UNCLASSED")]
+    #[arg(
+        long,
+        env = "IRONLB_IGNORE_UNCLASSED",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub ignore_unclassed: bool,
 
     /// The ipMode written to Service status unless the Service's ironlb.io/ip-mode annotation

@@ -60,6 +60,17 @@ fn one_line(err: &anyhow::Error) -> String {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let settings = args.settings(&cli::hostname())?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        namespace = %settings.namespace,
+        lb_class = %settings.brain.class.class(),
+        ignore_unclassed = !settings.brain.class.accepts_class(None),
+        ip_mode = %settings.brain.default_ip_mode,
+        identity = %settings.lease.identity,
+        lease = ?settings.lease.lease_duration,
+        write_concurrency = settings.writer.concurrency,
+        "starting ironlb-controller"
+    );
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).context("cannot register the metrics")?;
     let shutdown = CancellationToken::new();
