@@ -33,6 +33,8 @@ pub mod crd;
 pub mod discovery;
 pub mod error;
 pub mod fieldmanager;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod http;
 pub mod jsonpath;
 pub mod kinds;

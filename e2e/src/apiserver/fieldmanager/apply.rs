@@ -125,6 +125,10 @@ pub fn apply(
     force: bool,
     w: &Writer,
 ) -> Result<Value, ApplyError> {
+    super::require_object(config)?;
+    if let Some(l) = live {
+        super::require_object(l)?;
+    }
     let empty = Value::Object(Map::new());
     let live_v = live.unwrap_or(&empty);
     let mut entries: Vec<ManagedEntry> = live.map(read).unwrap_or_default();

@@ -94,14 +94,35 @@ pub fn write(obj: &mut Value, mut entries: Vec<ManagedEntry>) {
             .then_with(|| a.time.cmp(&b.time))
             .then_with(|| a.manager.cmp(&b.manager))
     });
-    if entries.is_empty() {
-        if let Some(m) = obj["metadata"].as_object_mut() {
-            m.remove("managedFields");
-        }
+    let Some(root) = obj.as_object_mut() else {
         return;
+    };
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    if entries.is_empty() {
+        meta.remove("managedFields");
+    } else {
+        meta.insert(
+            "managedFields".into(),
+            Value::Array(entries.iter().map(ManagedEntry::to_value).collect()),
+        );
     }
-    obj["metadata"]["managedFields"] =
-        Value::Array(entries.iter().map(ManagedEntry::to_value).collect());
+}
+
+fn require_object(v: &Value) -> Result<(), SetError> {
+    let meta_ok = v.get("metadata").is_none_or(Value::is_object);
+    if v.is_object() && meta_ok {
+        Ok(())
+    } else {
+        Err(SetError::Malformed {
+            path: String::new(),
+            message: "an object with an object `metadata` is required".into(),
+        })
+    }
 }
 
 /// Which part of the object a write addresses.
@@ -163,6 +184,10 @@ pub fn track_update(
     schema: Option<&Schema>,
     w: &Writer,
 ) -> Result<(), SetError> {
+    require_object(new)?;
+    if let Some(o) = old {
+        require_object(o)?;
+    }
     let mut entries = if new["metadata"].get("managedFields").is_some() {
         read(new)
     } else {
