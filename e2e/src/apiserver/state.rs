@@ -41,7 +41,7 @@ impl Default for ServerOptions {
             service_cidrs: "10.96.0.0/16".into(),
             node_port_range: "30000-32767".into(),
             bookmark_interval: Duration::from_secs(15),
-            history_limit: 20_000,
+            history_limit: 10_000,
             advertise_address: None,
             secure_port: 6443,
             event_ttl: Duration::from_secs(3600),
