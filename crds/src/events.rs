@@ -17,3 +17,6 @@ pub const POOL_CONFLICT: &str = "PoolConflict";
 pub const INVALID_POOL: &str = "InvalidPool";
 /// On a Service: a node took over announcing its address (Normal). Spelled as MetalLB does.
 pub const NODE_ASSIGNED: &str = "nodeAssigned";
+/// On a Service: one of its ports cannot be forwarded because another Service already uses
+/// the same address and port, or the same NodePort (Warning).
+pub const FORWARD_CONFLICT: &str = "ForwardConflict";
