@@ -788,3 +788,53 @@ async fn without_a_status_subresource_status_is_part_of_the_object() {
     assert_eq!(w["metadata"]["generation"], 2);
     assert_eq!(get(&s, &format!("{base}/w/status")).await.0, 404);
 }
+
+#[tokio::test]
+async fn dual_stack_node_status_by_merge_and_strategic_patch() {
+    let s = server();
+    let (code, _) = post(&s, "/api/v1/nodes", json!({"metadata": {"name": "node1"}})).await;
+    assert_eq!(code, 201);
+    let status = json!({"status": {"addresses": [
+        {"type": "InternalIP", "address": "192.0.2.11"}, {"type": "InternalIP", "address": "2001:db8::11"}, {"type": "Hostname", "address": "node1"}]}});
+    let (code, out) = patch(
+        &s,
+        "/api/v1/nodes/node1/status",
+        status.clone(),
+        "application/merge-patch+json",
+    )
+    .await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["status"]["addresses"].as_array().unwrap().len(), 3);
+    let (code, again) = patch(
+        &s,
+        "/api/v1/nodes/node1/status",
+        status.clone(),
+        "application/merge-patch+json",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        again["metadata"]["resourceVersion"], out["metadata"]["resourceVersion"],
+        "unchanged: a no-op"
+    );
+    let (code, out) = patch(
+        &s,
+        "/api/v1/nodes/node1/status",
+        status,
+        "application/strategic-merge-patch+json",
+    )
+    .await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["status"]["addresses"].as_array().unwrap().len(), 3);
+    // Server-side apply still requires each key once in what is applied.
+    let cfg = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"}, "status": {"addresses": [
+        {"type": "InternalIP", "address": "192.0.2.11"}, {"type": "InternalIP", "address": "2001:db8::11"}]}});
+    let (code, _) = patch(
+        &s,
+        "/api/v1/nodes/node1/status?fieldManager=agent&force=true",
+        cfg,
+        "application/apply-patch+yaml",
+    )
+    .await;
+    assert_eq!(code, 422);
+}

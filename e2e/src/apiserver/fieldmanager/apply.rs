@@ -134,7 +134,7 @@ pub fn apply(
     let mut entries: Vec<ManagedEntry> = live.map(read).unwrap_or_default();
     let sub = w.scope.subresource();
 
-    let config_set = scoped(&set::set_of(config, schema)?, w.scope);
+    let config_set = scoped(&set::set_of_strict(config, schema)?, w.scope);
     let mut merged = merge(live_v, config, schema)?;
     if let Some(m) = merged["metadata"].as_object_mut() {
         // The applied configuration never carries ownership records.

@@ -308,9 +308,20 @@ fn items_schema(schema: Option<&Schema>) -> Option<&Schema> {
 }
 
 /// The set of fields a value specifies.
+///
+/// Stored objects may repeat an associative-list key (a dual-stack Node has two `InternalIP`
+/// addresses): the items sharing a key are then owned together, as structured-merge-diff does.
 pub fn set_of(v: &Value, schema: Option<&Schema>) -> Result<FieldSet, SetError> {
     let mut out = FieldSet::default();
-    walk_set(v, schema, &mut out, "")?;
+    walk(v, schema, &mut out, "", false)?;
+    Ok(out)
+}
+
+/// Like [`set_of`], but a repeated associative-list key is an error (applied configurations
+/// must name each item once).
+pub fn set_of_strict(v: &Value, schema: Option<&Schema>) -> Result<FieldSet, SetError> {
+    let mut out = FieldSet::default();
+    walk(v, schema, &mut out, "", true)?;
     Ok(out)
 }
 
@@ -320,14 +331,25 @@ fn walk_set(
     node: &mut FieldSet,
     path: &str,
 ) -> Result<(), SetError> {
+    walk(v, schema, node, path, false)
+}
+
+fn walk(
+    v: &Value,
+    schema: Option<&Schema>,
+    node: &mut FieldSet,
+    path: &str,
+    strict: bool,
+) -> Result<(), SetError> {
     match shape(schema, v) {
         Shape::Granular => {
             for (k, child) in v.as_object().expect("granular is an object") {
-                walk_set(
+                walk(
                     child,
                     child_schema(schema, k),
                     node.child(field_key(k)),
                     &format!("{path}.{k}"),
+                    strict,
                 )?;
             }
         }
@@ -335,7 +357,7 @@ fn walk_set(
             let is = items_schema(schema);
             for (i, item) in v.as_array().expect("list").iter().enumerate() {
                 let key = item_key(item, keys, is, &format!("{path}[{i}]"))?;
-                if node.children.get(&key).is_some_and(|c| c.member) {
+                if strict && node.children.get(&key).is_some_and(|c| c.member) {
                     return Err(SetError::DuplicateKey {
                         path: path.into(),
                         key: display_path(&[key]),
@@ -345,11 +367,12 @@ fn walk_set(
                 c.member = true;
                 if let Value::Object(fields) = item {
                     for (k, child) in fields {
-                        walk_set(
+                        walk(
                             child,
                             child_schema(is, k),
                             c.child(field_key(k)),
                             &format!("{path}[{i}].{k}"),
+                            strict,
                         )?;
                     }
                 }
@@ -429,34 +452,42 @@ fn walk_diff(
                 }
                 (Shape::MapList(keys), Shape::MapList(_)) => {
                     let is = items_schema(schema);
-                    let index = |list: &Value| -> Result<BTreeMap<String, Value>, SetError> {
-                        let mut m = BTreeMap::new();
+                    let index = |list: &Value| -> Result<BTreeMap<String, Vec<Value>>, SetError> {
+                        let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
                         for (i, item) in list.as_array().expect("list").iter().enumerate() {
-                            m.insert(
-                                item_key(item, keys, is, &format!("{path}[{i}]"))?,
-                                item.clone(),
-                            );
+                            m.entry(item_key(item, keys, is, &format!("{path}[{i}]"))?)
+                                .or_default()
+                                .push(item.clone());
                         }
                         Ok(m)
                     };
                     let (oi, ni) = (index(o)?, index(n)?);
-                    for (k, nv) in &ni {
+                    for (k, nvs) in &ni {
                         match oi.get(k) {
                             None => {
                                 let c = ch.child(k.clone());
                                 c.member = true;
-                                if let Value::Object(fields) = nv {
-                                    for (fk, fv) in fields {
-                                        walk_set(
-                                            fv,
-                                            child_schema(is, fk),
-                                            c.child(field_key(fk)),
-                                            path,
-                                        )?;
+                                for nv in nvs {
+                                    if let Value::Object(fields) = nv {
+                                        for (fk, fv) in fields {
+                                            walk_set(
+                                                fv,
+                                                child_schema(is, fk),
+                                                c.child(field_key(fk)),
+                                                path,
+                                            )?;
+                                        }
                                     }
                                 }
                             }
-                            Some(ov) => {
+                            // Items sharing a key change together.
+                            Some(ovs) if ovs.len() > 1 || nvs.len() > 1 => {
+                                if ovs != nvs {
+                                    ch.child(k.clone()).member = true;
+                                }
+                            }
+                            Some(ovs) => {
+                                let (ov, nv) = (&ovs[0], &nvs[0]);
                                 let (om, nm) = (
                                     ov.as_object().cloned().unwrap_or_default(),
                                     nv.as_object().cloned().unwrap_or_default(),
@@ -488,18 +519,20 @@ fn walk_diff(
                             }
                         }
                     }
-                    for (k, ov) in &oi {
+                    for (k, ovs) in &oi {
                         if !ni.contains_key(k) {
                             let r = rm.child(k.clone());
                             r.member = true;
-                            if let Value::Object(fields) = ov {
-                                for (fk, fv) in fields {
-                                    walk_set(
-                                        fv,
-                                        child_schema(is, fk),
-                                        r.child(field_key(fk)),
-                                        path,
-                                    )?;
+                            for ov in ovs {
+                                if let Value::Object(fields) = ov {
+                                    for (fk, fv) in fields {
+                                        walk_set(
+                                            fv,
+                                            child_schema(is, fk),
+                                            r.child(field_key(fk)),
+                                            path,
+                                        )?;
+                                    }
                                 }
                             }
                         }
@@ -618,9 +651,13 @@ mod tests {
         ));
         let dup = json!({"spec": {"ports": [{"port": 80}, {"port": 80, "protocol": "TCP"}]}});
         assert!(matches!(
-            set_of(&dup, Some(&sch)),
+            set_of_strict(&dup, Some(&sch)),
             Err(SetError::DuplicateKey { .. })
         ));
+        assert!(
+            set_of(&dup, Some(&sch)).is_ok(),
+            "stored objects may repeat a key"
+        );
     }
 
     #[test]
@@ -701,5 +738,22 @@ mod tests {
             ]),
             ".metadata.finalizers[=\"x\"]"
         );
+    }
+
+    #[test]
+    fn dual_stack_node_addresses_share_a_key() {
+        let node = builtin::schema_for("", "v1", "Node").unwrap();
+        let v4 = json!({"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.11"}, {"type": "Hostname", "address": "node1"}]}});
+        let dual = json!({"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.11"}, {"type": "InternalIP", "address": "2001:db8::11"}, {"type": "Hostname", "address": "node1"}]}});
+        let (ch, rm) = diff(Some(&v4), Some(&dual), Some(&node)).unwrap();
+        assert_eq!(
+            ch.to_fields_v1(),
+            json!({"f:status": {"f:addresses": {"k:{\"type\":\"InternalIP\"}": {}}}})
+        );
+        assert!(rm.is_empty());
+        let (ch, _) = diff(Some(&dual), Some(&dual), Some(&node)).unwrap();
+        assert!(ch.is_empty());
+        let (_, rm) = diff(Some(&dual), Some(&v4), Some(&node)).unwrap();
+        assert!(rm.is_empty(), "the key stays, with one item");
     }
 }

@@ -220,7 +220,25 @@ fn merge_list(
         ListType::Map(keys) => {
             let key = keys.first().map(String::as_str).unwrap_or("name");
             let mut out: Vec<Value> = orig.to_vec();
+            // A key that several items share (a dual-stack Node's two InternalIP addresses)
+            // cannot be merged item by item: the patch's items for it replace the original's.
+            let count = |list: &[Value], k: &Value| {
+                list.iter()
+                    .filter(|i| i.get(PATCH).is_none() && i.get(key) == Some(k))
+                    .count()
+            };
+            let mut replaced: Vec<Value> = Vec::new();
             for p in patch {
+                if let Some(pk) = p.get(key).filter(|_| p.get(PATCH).is_none())
+                    && (count(patch, pk) > 1 || count(orig, pk) > 1)
+                {
+                    if !replaced.contains(pk) {
+                        out.retain(|o| o.get(key) != Some(pk));
+                        replaced.push(pk.clone());
+                    }
+                    out.push(strip(p));
+                    continue;
+                }
                 let pm = p.as_object().ok_or_else(|| {
                     bad(format!(
                         "invalid list item {p}: expected an object with merge key {key:?}"
@@ -461,5 +479,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, json!({"data": {"b": "2"}, "list": [3]}));
+    }
+
+    #[test]
+    fn items_sharing_a_merge_key_are_replaced_together() {
+        let node = builtin::schema_for("", "v1", "Node").unwrap();
+        let orig = json!({"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.11"}, {"type": "Hostname", "address": "node1"}]}});
+        let patch = json!({"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.11"}, {"type": "InternalIP", "address": "2001:db8::11"}]}});
+        let out = apply(&orig, &patch, Some(&node)).unwrap();
+        assert_eq!(
+            out["status"]["addresses"],
+            json!([{"type": "Hostname", "address": "node1"}, {"type": "InternalIP", "address": "192.0.2.11"}, {"type": "InternalIP", "address": "2001:db8::11"}])
+        );
+        // And back to one address of that type.
+        let single =
+            json!({"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.12"}]}});
+        let out = apply(&out, &single, Some(&node)).unwrap();
+        let internal: Vec<&Value> = out["status"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["type"] == "InternalIP")
+            .collect();
+        assert_eq!(
+            internal,
+            [&json!({"type": "InternalIP", "address": "192.0.2.12"})]
+        );
     }
 }
