@@ -17,13 +17,13 @@
 //! server-side apply (conflicts, force, removal of dropped fields, kubectl's client-side to
 //! server-side takeover), strategic merge patch, status and scale subresources, finalizers,
 //! graceful pod deletion, pod binding, namespace termination, garbage collection by owner
-//! references (background and orphan), event expiry, the `default` ServiceAccount and
+//! references (background, foreground and orphan), event expiry, the `default` ServiceAccount and
 //! `kube-root-ca.crt` in every namespace, CRDs with structural-schema validation, pruning and
 //! defaulting, and the Service allocators.
 //!
 //! What it does not do: authentication and authorization (any bearer token is admin), CEL
 //! validation rules, conversion webhooks, admission webhooks, protobuf responses, `log`/`exec`/
-//! `portforward`, foreground deletion (treated as background), consistent snapshots across list
+//! `portforward`, consistent snapshots across list
 //! pages (pages read the current state), and no controllers beyond the ones named above (a
 //! Deployment gets no ReplicaSet or Pods).
 

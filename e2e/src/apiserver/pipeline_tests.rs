@@ -838,3 +838,71 @@ async fn dual_stack_node_status_by_merge_and_strategic_patch() {
     .await;
     assert_eq!(code, 422);
 }
+
+#[tokio::test]
+async fn foreground_deletion_waits_for_dependents() {
+    let s = server();
+    let (_, owner) = post(
+        &s,
+        "/api/v1/namespaces/default/configmaps",
+        json!({"metadata": {"name": "owner"}}),
+    )
+    .await;
+    let uid = owner["metadata"]["uid"].as_str().unwrap().to_string();
+    let r = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid, "blockOwnerDeletion": true}]);
+    post(
+        &s,
+        "/api/v1/namespaces/default/configmaps",
+        json!({"metadata": {"name": "plain", "ownerReferences": r}}),
+    )
+    .await;
+    post(&s, "/api/v1/namespaces/default/configmaps", json!({"metadata": {"name": "held", "ownerReferences": r, "finalizers": ["example.com/hold"]}})).await;
+    let (code, marked) = call(
+        &s,
+        Method::DELETE,
+        "/api/v1/namespaces/default/configmaps/owner?propagationPolicy=Foreground",
+        None,
+        "application/json",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(
+        marked["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
+    s.collect_garbage().await;
+    assert_eq!(
+        get(&s, "/api/v1/namespaces/default/configmaps/plain")
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        get(&s, "/api/v1/namespaces/default/configmaps/owner")
+            .await
+            .0,
+        200,
+        "a dependent is still held"
+    );
+    patch(
+        &s,
+        "/api/v1/namespaces/default/configmaps/held",
+        json!({"metadata": {"finalizers": null}}),
+        "application/merge-patch+json",
+    )
+    .await;
+    s.collect_garbage().await;
+    assert_eq!(
+        get(&s, "/api/v1/namespaces/default/configmaps/held")
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        get(&s, "/api/v1/namespaces/default/configmaps/owner")
+            .await
+            .0,
+        404
+    );
+}

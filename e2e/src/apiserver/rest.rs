@@ -891,6 +891,64 @@ impl ApiServer {
     /// The garbage collector: dependents of deleted owners are deleted when no owner remains,
     /// and lose the dangling reference otherwise (background propagation).
     pub async fn collect_garbage(&self) {
+        self.collect_dependents().await;
+        self.finish_foreground_deletions().await;
+    }
+
+    /// Owners deleted in the foreground go once nothing depends on them any more.
+    async fn finish_foreground_deletions(&self) {
+        let waiting: Vec<(String, String, String, String)> = self
+            .foreground
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let registry = self.registry();
+        for entry in waiting {
+            let (storage, ns, name, uid) = &entry;
+            let done = match self.store.get(storage, ns, name) {
+                None => true,
+                Some(obj) if meta_str(&obj, "uid") != Some(uid.as_str()) => true,
+                Some(_) if !self.store.dependents(uid).is_empty() => false,
+                Some(obj) => {
+                    let mut next = (*obj).clone();
+                    if let Some(f) = next["metadata"]
+                        .get_mut("finalizers")
+                        .and_then(Value::as_array_mut)
+                    {
+                        f.retain(|x| x != "foregroundDeletion");
+                    }
+                    match self.store.commit(
+                        storage,
+                        ns,
+                        name,
+                        Expect::Rv(object_rv(&obj)),
+                        Some(next),
+                    ) {
+                        Ok(c) => {
+                            if let Ok(Some(stored)) = c.durable().await
+                                && stored["metadata"]["finalizers"]
+                                    .as_array()
+                                    .is_none_or(Vec::is_empty)
+                                && let Some(def) = registry.storage_def(storage)
+                            {
+                                let _ = self.finish_delete(&def, &stored).await;
+                            }
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
+            };
+            if done {
+                self.foreground
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|e| e != &entry);
+            }
+        }
+    }
+
+    async fn collect_dependents(&self) {
         loop {
             let Some(uid) = self
                 .gc_queue
@@ -1116,6 +1174,51 @@ impl ApiServer {
                     }
                 }
                 _ => {}
+            }
+            // Foreground deletion: the owner waits, marked, until its dependents are gone.
+            let uid = meta_str(&cur, "uid").unwrap_or_default().to_string();
+            if pending.is_none()
+                && options.propagation_policy.as_deref() == Some("Foreground")
+                && !self.store.dependents(&uid).is_empty()
+            {
+                let mut next = (*cur).clone();
+                if next["metadata"].get("deletionTimestamp").is_none() {
+                    next["metadata"]["deletionTimestamp"] = json!(now);
+                    next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                }
+                let mut fins: Vec<Value> = next["metadata"]["finalizers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if !fins.iter().any(|f| f == "foregroundDeletion") {
+                    fins.push(json!("foregroundDeletion"));
+                }
+                next["metadata"]["finalizers"] = Value::Array(fins);
+                if !options.dry_run {
+                    if self
+                        .store
+                        .commit(
+                            &def.storage,
+                            &ns,
+                            &name,
+                            Expect::Rv(object_rv(&cur)),
+                            Some(next.clone()),
+                        )
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    self.foreground
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((def.storage.clone(), ns.clone(), name.clone(), uid.clone()));
+                    self.gc_queue
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_back(uid);
+                    self.gc_wake.notify_one();
+                }
+                return Ok((200, self.view(&def, &next)));
             }
             let has_finalizers = cur["metadata"]["finalizers"]
                 .as_array()

@@ -67,6 +67,8 @@ pub struct ApiServer {
     /// UIDs of deleted owners whose dependents the garbage collector still has to visit.
     pub(crate) gc_queue: std::sync::Mutex<std::collections::VecDeque<String>>,
     pub gc_wake: tokio::sync::Notify,
+    /// Owners being deleted in the foreground: `(storage, namespace, name, uid)`.
+    pub(crate) foreground: std::sync::Mutex<Vec<(String, String, String, String)>>,
     /// The CA certificate (PEM) published in every namespace's `kube-root-ca.crt`.
     pub root_ca: std::sync::OnceLock<String>,
 }
@@ -109,6 +111,7 @@ impl ApiServer {
             metrics: Metrics::new(),
             gc_queue: Default::default(),
             gc_wake: tokio::sync::Notify::new(),
+            foreground: Default::default(),
             root_ca: std::sync::OnceLock::new(),
         });
         let (svcs, _) = server.store.snapshot("core/services", None);
