@@ -22,10 +22,10 @@
 //! defaulting, and the Service allocators.
 //!
 //! What it does not do: authentication and authorization (any bearer token is admin), CEL
-//! validation rules, conversion webhooks, admission webhooks, protobuf responses, `log`/`exec`/
-//! `portforward`, consistent snapshots across list
-//! pages (pages read the current state), and no controllers beyond the ones named above (a
-//! Deployment gets no ReplicaSet or Pods).
+//! validation rules, conversion webhooks, admission webhooks, protobuf responses,
+//! `log`/`exec`/`portforward`, consistent snapshots across list pages (pages read the current
+//! state), and no controllers beyond the ones named above (a Deployment gets no ReplicaSet or
+//! Pods; the lab's node agent plays the kubelet and the EndpointSlice controller).
 
 pub mod alloc;
 pub mod base64;
