@@ -19,6 +19,7 @@ use ironlb_controller::metrics::Metrics;
 use ironlb_controller::runtime::{self, LeaderContext};
 use ironlb_controller::server_caps::ServerCaps;
 use ironlb_controller::telemetry;
+use ironlb_crds::runtime::process::{one_line, stop_on_signal};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,22 +41,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, skipping causes whose text an outer message already
-/// repeats (many library errors print their source themselves).
-fn one_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-    }
-    line
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -186,20 +171,4 @@ async fn stop(tracker: TaskTracker, shutdown: CancellationToken) -> anyhow::Resu
     tracker.wait().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot listen for SIGTERM");
-            return;
-        }
-    };
-    tokio::select! {
-        () = shutdown.cancelled() => return,
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-    }
-    shutdown.cancel();
 }

@@ -1,5 +1,6 @@
 //! Process plumbing shared by both binaries (feature `runtime`): the admin HTTP endpoint
-//! (`/metrics`, `/healthz`, `/readyz`), the log set-up and the parsing of duration flags.
+//! (`/metrics`, `/healthz`, `/readyz`), the log set-up, the parsing of duration flags, the
+//! shutdown signal and the one-line fatal error.
 //!
 //! It lives here because the product's top level has no room for a third library crate, and
 //! both `ironlb-controller` and `ironlb-speaker` already depend on this one. The default build
@@ -7,4 +8,5 @@
 
 pub mod admin;
 pub mod duration;
+pub mod process;
 pub mod telemetry;
