@@ -108,3 +108,20 @@ periodSeconds: {{ .probe.periodSeconds }}
 timeoutSeconds: {{ .probe.timeoutSeconds }}
 failureThreshold: {{ .probe.failureThreshold }}
 {{- end -}}
+
+{{/* Container args: the chart's flags, except those extraArgs set again, then extraArgs.
+     Call with (dict "builtin" (list ...) "extra" (list ...)). */}}
+{{- define "ironlb.args" -}}
+{{- $overridden := dict -}}
+{{- range .extra -}}
+{{- $_ := set $overridden (regexReplaceAll "=.*$" (toString .) "") true -}}
+{{- end -}}
+{{- range .builtin -}}
+{{- if not (hasKey $overridden (regexReplaceAll "=.*$" . "")) }}
+- {{ . | quote }}
+{{- end -}}
+{{- end -}}
+{{- range .extra }}
+- {{ . | quote }}
+{{- end -}}
+{{- end -}}
