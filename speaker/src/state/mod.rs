@@ -318,10 +318,11 @@ impl State {
         if counts.is_empty() {
             self.local_ready.remove(&slice.service);
         }
-        if crossed && let Some(view) = self.services.get(&slice.service) {
-            if view.local {
-                self.dirty_ips.extend(view.ingress.iter().map(|i| i.ip));
-            }
+        if crossed
+            && let Some(view) = self.services.get(&slice.service)
+            && view.local
+        {
+            self.dirty_ips.extend(view.ingress.iter().map(|i| i.ip));
         }
     }
 

@@ -112,6 +112,9 @@ impl DesiredStatus {
 }
 
 /// A write to one ServiceL2Status object.
+// Few of these exist (one per takeover or loss) and each is moved once, so boxing the large
+// variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StatusAction {
     /// Server-side apply of the object. `announce` is the `nodeAssigned` Event to emit once it

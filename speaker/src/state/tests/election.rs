@@ -15,7 +15,7 @@ fn exactly_the_rendezvous_winner_owns_the_ip() {
     let mut cluster = Cluster::new();
     with_web(&mut cluster);
     let winner = expected_winner(VIP, &NODES);
-    assert_eq!(cluster.owners(VIP), [winner.clone()]);
+    assert_eq!(cluster.owners(VIP), [winner.as_str()]);
     for state in cluster.states.values() {
         let decision = state.decision(ip(VIP)).unwrap();
         assert_eq!(decision.winner, Ok(winner.clone()), "every node agrees");
@@ -66,7 +66,7 @@ fn a_dead_owner_is_replaced_by_the_next_in_rank() {
     let rest: Vec<&str> = NODES.iter().copied().filter(|n| *n != first).collect();
     let second = expected_winner(VIP, &rest);
     let changes = cluster.each(|s| s.set_membership(alive(&rest), true));
-    assert_eq!(cluster.owners(VIP), [second.clone()]);
+    assert_eq!(cluster.owners(VIP), [second.as_str()]);
     assert_eq!(changes[&second].takeovers, [ip(VIP)]);
     // The dead node's own state is not consulted by anyone, but it would give the IP up too
     // if it saw itself out of membership.
@@ -148,7 +148,7 @@ fn exclusions_keep_a_node_from_being_elected() {
         let mut cluster = Cluster::new();
         with_web(&mut cluster);
         cluster.each(|s| s.apply_node(&node));
-        assert_eq!(cluster.owners(VIP), [runner_up.clone()], "{what}");
+        assert_eq!(cluster.owners(VIP), [runner_up.as_str()], "{what}");
     }
 
     // NetworkUnavailable=False is no exclusion.
@@ -160,7 +160,7 @@ fn exclusions_keep_a_node_from_being_elected() {
         "False",
     );
     cluster.each(|s| s.apply_node(&fine));
-    assert_eq!(cluster.owners(VIP), [winner.clone()]);
+    assert_eq!(cluster.owners(VIP), [winner.as_str()]);
 }
 
 #[test]
@@ -300,7 +300,7 @@ fn local_policy_elects_only_nodes_with_ready_endpoints() {
     );
     cluster.each(|s| s.apply_slice(&slice));
     let expected = expected_winner(VIP, &["node1", "node2"]);
-    assert_eq!(cluster.owners(VIP), [expected.clone()]);
+    assert_eq!(cluster.owners(VIP), [expected.as_str()]);
 
     // The owner's last endpoint goes unready: the IP moves to the other endpoint node.
     let other = if expected == "node1" {
