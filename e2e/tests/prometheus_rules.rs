@@ -185,7 +185,10 @@ fn a_wrong_expectation_fails_so_the_test_cannot_pass_vacuously() {
         // The calm pool (50 %, and a stale 100 % on the standby) never fires.
         case(40, "IronlbPoolExhausted", &[]),
     ] {
-        let (ok, out) = run_tests(&file, &test_file(&pool_series(), &[wrong.clone()]));
+        let (ok, out) = run_tests(
+            &file,
+            &test_file(&pool_series(), std::slice::from_ref(&wrong)),
+        );
         assert!(
             !ok,
             "promtool accepted a wrong expectation:\n{wrong}\n{out}"
@@ -213,9 +216,10 @@ fn thresholds_come_from_values() {
 #[test]
 fn the_exhaustion_alert_tells_the_user_what_happens() {
     let (_dir, file) = rule_dir(&render(&[]), false);
-    let cases = [format!(
-        "      - eval_time: 31m\n        alertname: IronlbPoolExhausted\n        exp_alerts:\n          - exp_labels: {{severity: critical, namespace: ironlb-system, pool: crossing, family: ipv4}}\n            exp_annotations:\n              summary: 'IPAddressPool crossing has no free ipv4 address'\n              description: 'Every ipv4 address of IPAddressPool ironlb-system/crossing is assigned: new LoadBalancer Services that can only use this pool stay pending (event AllocationFailed).'\n"
-    )];
+    let cases = [
+        "      - eval_time: 31m\n        alertname: IronlbPoolExhausted\n        exp_alerts:\n          - exp_labels: {severity: critical, namespace: ironlb-system, pool: crossing, family: ipv4}\n            exp_annotations:\n              summary: 'IPAddressPool crossing has no free ipv4 address'\n              description: 'Every ipv4 address of IPAddressPool ironlb-system/crossing is assigned: new LoadBalancer Services that can only use this pool stay pending (event AllocationFailed).'\n"
+            .to_string(),
+    ];
     let (ok, out) = run_tests(&file, &test_file(&pool_series(), &cases));
     assert!(ok, "{out}");
 }
