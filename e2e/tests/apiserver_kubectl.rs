@@ -656,7 +656,11 @@ fn write_chart(dir: &std::path::Path) {
     let t = dir.join("templates");
     std::fs::create_dir_all(&t).unwrap();
     std::fs::create_dir_all(dir.join("crds")).unwrap();
-    std::fs::write(dir.join("Chart.yaml"), "apiVersion: v2\nname: demo\nversion: 0.1.0\n").unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("values.yaml"), "replicas: 2\n").unwrap();
     for f in std::fs::read_dir(crd_dir()).unwrap() {
         let f = f.unwrap().path();
@@ -732,19 +736,104 @@ fn helm_installs_upgrades_and_uninstalls_a_chart() {
     let chart = dir.path().join("chart");
     write_chart(&chart);
     let helm = |args: &[&str]| {
-        let out = ns.command(HELM).arg("--kubeconfig").arg(k).args(args).output().expect("helm");
-        assert!(out.status.success(), "helm {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = ns
+            .command(HELM)
+            .arg("--kubeconfig")
+            .arg(k)
+            .args(args)
+            .output()
+            .expect("helm");
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let chart_path = chart.to_str().unwrap();
-    helm(&["install", "demo", chart_path, "-n", "demo-system", "--create-namespace", "--wait=false"]);
+    helm(&[
+        "install",
+        "demo",
+        chart_path,
+        "-n",
+        "demo-system",
+        "--create-namespace",
+        "--wait=false",
+    ]);
     assert!(helm(&["list", "-n", "demo-system"]).contains("deployed"));
-    assert_eq!(kubectl_ok(&ns, k, &["-n", "demo-system", "get", "deploy", "demo-controller", "-o", "jsonpath={.spec.replicas}"], None), "2");
-    assert!(kubectl_ok(&ns, k, &["get", "crd", "-o", "name"], None).contains("ipaddresspools.ironlb.io"));
-    helm(&["upgrade", "demo", chart_path, "-n", "demo-system", "--set", "replicas=3", "--wait=false"]);
-    assert_eq!(kubectl_ok(&ns, k, &["-n", "demo-system", "get", "deploy", "demo-controller", "-o", "jsonpath={.spec.replicas}"], None), "3");
-    assert!(helm(&["history", "demo", "-n", "demo-system"]).lines().count() >= 3);
+    assert_eq!(
+        kubectl_ok(
+            &ns,
+            k,
+            &[
+                "-n",
+                "demo-system",
+                "get",
+                "deploy",
+                "demo-controller",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ],
+            None
+        ),
+        "2"
+    );
+    assert!(
+        kubectl_ok(&ns, k, &["get", "crd", "-o", "name"], None)
+            .contains("ipaddresspools.ironlb.io")
+    );
+    helm(&[
+        "upgrade",
+        "demo",
+        chart_path,
+        "-n",
+        "demo-system",
+        "--set",
+        "replicas=3",
+        "--wait=false",
+    ]);
+    assert_eq!(
+        kubectl_ok(
+            &ns,
+            k,
+            &[
+                "-n",
+                "demo-system",
+                "get",
+                "deploy",
+                "demo-controller",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ],
+            None
+        ),
+        "3"
+    );
+    assert!(
+        helm(&["history", "demo", "-n", "demo-system"])
+            .lines()
+            .count()
+            >= 3
+    );
     helm(&["uninstall", "demo", "-n", "demo-system", "--wait=false"]);
-    let left = kubectl_ok(&ns, k, &["-n", "demo-system", "get", "deploy,ds,secret,sa", "-o", "name"], None);
-    assert!(!left.contains("demo-controller") && !left.contains("demo-speaker") && !left.contains("sh.helm.release"), "{left}");
+    let left = kubectl_ok(
+        &ns,
+        k,
+        &[
+            "-n",
+            "demo-system",
+            "get",
+            "deploy,ds,secret,sa",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(
+        !left.contains("demo-controller")
+            && !left.contains("demo-speaker")
+            && !left.contains("sh.helm.release"),
+        "{left}"
+    );
 }

@@ -150,7 +150,7 @@ fn each_image_builds_the_binary_cargo_defines_and_runs_it() {
         let entrypoint = last.entrypoint().unwrap().expect("an ENTRYPOINT");
         assert_eq!(
             entrypoint,
-            [dst.clone()],
+            std::slice::from_ref(dst),
             "{}: the entrypoint runs something else",
             d.file
         );

@@ -47,7 +47,10 @@ mod tests {
     fn causes_are_joined_without_repeats() {
         let inner = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
         let err = anyhow::Error::new(Repeats(inner)).context("starting");
-        assert_eq!(one_line(&err), "starting: cannot bind 0.0.0.0:1: permission denied");
+        assert_eq!(
+            one_line(&err),
+            "starting: cannot bind 0.0.0.0:1: permission denied"
+        );
         let plain = anyhow::anyhow!("alone");
         assert_eq!(one_line(&plain), "alone");
     }

@@ -77,12 +77,14 @@ pub fn lab_binary() -> Result<PathBuf, HarnessError> {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe().map_err(|e| HarnessError::Io(e.to_string()))?;
-    // target/<profile>/deps/<test> -> target/<profile>/lab
-    let candidate = exe
-        .parent()
-        .and_then(Path::parent)
+    // target/<profile>/deps/<test> -> target/<profile>/lab; an e2e binary (a benchmark) sits
+    // in target/<profile>/ itself, next to `lab`.
+    let dir = exe.parent();
+    let candidate = [dir.and_then(Path::parent), dir]
+        .into_iter()
+        .flatten()
         .map(|d| d.join("lab"))
-        .filter(|p| p.is_file());
+        .find(|p| p.is_file());
     candidate.ok_or_else(|| {
         HarnessError::Setup("no `lab` binary next to the test binary; run through `cargo test -p e2e` or set IRONLB_LAB_BIN".into())
     })
