@@ -1,3 +1,11 @@
-//! Benchmark helpers: baselines that ironlb is measured against, in the same run.
+//! Benchmark helpers: baselines that ironlb is measured against, in the same run, and what the
+//! lab benchmarks measure with (latency percentiles, `/proc` and `/metrics` readers, Service
+//! load and a timestamping watcher).
 
+pub mod api_writes;
+pub mod latency;
 pub mod linear_cursor;
+pub mod proc_usage;
+pub mod prom_text;
+pub mod service_load;
+pub mod timeline;
