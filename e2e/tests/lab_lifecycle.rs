@@ -115,8 +115,6 @@ fn stopped_and_failed_nodes_go_dark_and_come_back() {
 }
 
 #[test]
-#[ignore = "lab-apiserver answers 500 to a dual-stack Node status (two InternalIP entries under \
-            the list-map key `type` in managed fields); the real API server accepts it"]
 fn dual_stack_lab_serves_node_ports_over_ipv6() {
     let cluster = Cluster::start_with(LabOptions {
         nodes: 2,
