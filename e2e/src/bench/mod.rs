@@ -2,9 +2,14 @@
 //! lab benchmarks measure with (latency percentiles, `/proc` and `/metrics` readers, Service
 //! load and a timestamping watcher).
 
+pub mod api_requests;
 pub mod api_writes;
+pub mod arp_watch;
+pub mod iperf;
 pub mod latency;
 pub mod linear_cursor;
+pub mod neighbor_probe;
+pub mod probe_gap;
 pub mod proc_usage;
 pub mod prom_text;
 pub mod service_load;
