@@ -5,6 +5,11 @@
 //! The log is the ground truth for "which calls does this binary make": it sees the real
 //! binaries' real requests, whatever client library or code path made them, and it records
 //! the full path, so API groups (core `events` vs `events.k8s.io`) are never confused.
+//!
+//! Each listener serves one [`Identity`] (a component and its ServiceAccount). With the
+//! identity's permissions set, the proxy also enforces RBAC as the API server would: a request
+//! the permissions do not allow is answered 403 Forbidden and never reaches the server, so the
+//! binaries run with exactly the chart's grants.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -23,20 +28,54 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::Error;
+use super::rbac::{Permission, authorize};
 use super::request_info::{Access, classify};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// Who is behind one listener, and what it may do.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    /// The component, as recorded (`controller`, `speaker`).
+    pub component: String,
+    /// The user the API server would see (`system:serviceaccount:NS:NAME`), for messages.
+    pub user: String,
+    /// `None` records only; `Some` also refuses, with 403, what these do not allow.
+    pub permissions: Option<Vec<Permission>>,
+}
+
 /// One proxied request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recorded {
+    /// The [`Identity::component`] of the listener it came in on.
+    pub component: String,
     pub client: IpAddr,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
-    /// The API server's answer; 502 when it could not be reached.
+    /// The API server's answer; 502 when it could not be reached, 403 when the proxy refused
+    /// it ([`Recorded::refused`]).
     pub status: u16,
+    /// The proxy refused it: the identity's permissions do not allow it.
+    pub refused: bool,
+}
+
+impl Recorded {
+    /// What the request needed from RBAC. A server-side apply that created its object (201)
+    /// needs `create` as well as `patch`: the API server authorizes that creation separately.
+    pub fn accesses(&self) -> Result<Vec<Access>, Error> {
+        let access = classify(&self.method, &self.path, self.query.as_deref())?;
+        let mut out = vec![access.clone()];
+        if self.method.eq_ignore_ascii_case("PATCH")
+            && self.status == 201
+            && let Access::Resource(mut r) = access
+        {
+            r.verb = "create".into();
+            out.push(Access::Resource(r));
+        }
+        Ok(out)
+    }
 }
 
 /// The shared log. Cloning shares it.
@@ -54,13 +93,18 @@ impl AuditLog {
         self.0.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
-    /// The distinct RBAC requests made by the clients `from` accepts.
-    pub fn accesses(&self, from: impl Fn(IpAddr) -> bool) -> Result<BTreeSet<Access>, Error> {
-        self.entries()
-            .iter()
-            .filter(|e| from(e.client))
-            .map(|e| classify(&e.method, &e.path, e.query.as_deref()))
-            .collect()
+    /// The distinct RBAC requests among the entries `which` accepts.
+    pub fn accesses(&self, which: impl Fn(&Recorded) -> bool) -> Result<BTreeSet<Access>, Error> {
+        let mut out = BTreeSet::new();
+        for entry in self.entries().iter().filter(|e| which(e)) {
+            out.extend(entry.accesses()?);
+        }
+        Ok(out)
+    }
+
+    /// The requests the proxy refused.
+    pub fn refused(&self) -> Vec<Recorded> {
+        self.entries().into_iter().filter(|e| e.refused).collect()
     }
 }
 
@@ -79,13 +123,15 @@ pub async fn upstream(kubeconfig: &Path) -> Result<kube::Client, Error> {
         .map_err(|e| Error::Kube(e.to_string()))
 }
 
-/// Serves until `cancel` fires, recording into `log`.
+/// Serves `identity`'s clients until `cancel` fires, recording into `log`.
 pub async fn serve(
     listener: TcpListener,
+    identity: Identity,
     upstream: kube::Client,
     log: AuditLog,
     cancel: CancellationToken,
 ) {
+    let identity = Arc::new(identity);
     loop {
         let (stream, peer) = tokio::select! {
             () = cancel.cancelled() => return,
@@ -100,9 +146,17 @@ pub async fn serve(
         let upstream = upstream.clone();
         let log = log.clone();
         let cancel = cancel.clone();
+        let identity = identity.clone();
         tokio::spawn(async move {
-            let service =
-                service_fn(move |req| forward(req, peer.ip(), upstream.clone(), log.clone()));
+            let service = service_fn(move |req| {
+                forward(
+                    req,
+                    peer.ip(),
+                    identity.clone(),
+                    upstream.clone(),
+                    log.clone(),
+                )
+            });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
@@ -127,6 +181,7 @@ const NOT_FORWARDED: [HeaderName; 5] = [
 async fn forward(
     req: Request<Incoming>,
     client: IpAddr,
+    identity: Arc<Identity>,
     upstream: kube::Client,
     log: AuditLog,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -134,12 +189,29 @@ async fn forward(
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(str::to_string);
     let record = |status: u16| Recorded {
+        component: identity.component.clone(),
         client,
         method: parts.method.to_string(),
         path: path.clone(),
         query: query.clone(),
         status,
+        refused: false,
     };
+    if let Some(permissions) = &identity.permissions {
+        let access = classify(parts.method.as_str(), &path, query.as_deref());
+        let denial = match &access {
+            Ok(a) if authorize(permissions, a) => None,
+            Ok(a) => Some(format!("{} cannot {a}", identity.user)),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(message) = denial {
+            log.push(Recorded {
+                refused: true,
+                ..record(403)
+            });
+            return Ok(forbidden(&message));
+        }
+    }
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) => {
@@ -180,6 +252,25 @@ async fn forward(
     }
 }
 
+/// A 403 as the API server words it, so clients report it the usual way.
+fn forbidden(message: &str) -> Response<ProxyBody> {
+    let status = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("forbidden: {message}"),
+        "reason": "Forbidden",
+        "code": 403,
+    });
+    let mut response = plain(StatusCode::FORBIDDEN, status.to_string());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 fn plain(status: StatusCode, text: String) -> Response<ProxyBody> {
     let mut response = Response::new(
         Full::new(Bytes::from(text))
@@ -206,40 +297,73 @@ mod tests {
         assert!(!text.contains("token") && !text.contains("client-key"));
     }
 
-    #[test]
-    fn accesses_are_filtered_by_client_and_deduplicated() {
-        let log = AuditLog::default();
-        let a: IpAddr = "192.0.2.2".parse().unwrap();
-        let b: IpAddr = "192.0.2.11".parse().unwrap();
-        for (client, method, path) in [
-            (a, "GET", "/api/v1/services"),
-            (a, "GET", "/api/v1/services"),
-            (b, "GET", "/api/v1/nodes"),
-        ] {
-            log.push(Recorded {
-                client,
-                method: method.into(),
-                path: path.into(),
-                query: None,
-                status: 200,
-            });
+    fn entry(component: &str, method: &str, path: &str, status: u16) -> Recorded {
+        Recorded {
+            component: component.into(),
+            client: "192.0.2.2".parse().unwrap(),
+            method: method.into(),
+            path: path.into(),
+            query: None,
+            status,
+            refused: false,
         }
-        let from_a = log.accesses(|ip| ip == a).unwrap();
-        assert_eq!(from_a.len(), 1);
+    }
+
+    #[test]
+    fn accesses_are_filtered_by_component_and_deduplicated() {
+        let log = AuditLog::default();
+        for (component, method, path) in [
+            ("controller", "GET", "/api/v1/services"),
+            ("controller", "GET", "/api/v1/services"),
+            ("speaker", "GET", "/api/v1/nodes"),
+        ] {
+            log.push(entry(component, method, path, 200));
+        }
+        let controller = log.accesses(|e| e.component == "controller").unwrap();
+        assert_eq!(controller.len(), 1);
         assert_eq!(
-            from_a.iter().next().unwrap().to_string(),
+            controller.iter().next().unwrap().to_string(),
             "list core/services (all namespaces)"
         );
-        log.push(Recorded {
-            client: a,
-            method: "TRACE".into(),
-            path: "/api/v1/services".into(),
-            query: None,
-            status: 405,
-        });
+        log.push(entry("controller", "TRACE", "/api/v1/services", 405));
         assert!(
-            log.accesses(|ip| ip == a).is_err(),
+            log.accesses(|e| e.component == "controller").is_err(),
             "an unclassifiable request is an error"
+        );
+        assert!(log.refused().is_empty());
+    }
+
+    #[test]
+    fn an_apply_that_created_its_object_also_needs_create() {
+        let path = "/apis/ironlb.io/v1beta1/namespaces/sys/servicel2statuses/web";
+        let verbs = |status: u16| -> Vec<String> {
+            entry("speaker", "PATCH", path, status)
+                .accesses()
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            verbs(201),
+            [
+                "patch ironlb.io/servicel2statuses sys/web",
+                "create ironlb.io/servicel2statuses sys/web"
+            ]
+        );
+        assert_eq!(verbs(200), ["patch ironlb.io/servicel2statuses sys/web"]);
+        // A POST that created is a create already; nothing is added.
+        let post = entry("speaker", "POST", "/api/v1/namespaces/a/events", 201);
+        assert_eq!(post.accesses().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_refusal_reads_like_the_api_servers() {
+        let response = forbidden("system:serviceaccount:sys:ctl cannot delete core/services a/b");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
         );
     }
 }

@@ -89,6 +89,16 @@ pub fn allowed_to_everyone(access: &Access) -> bool {
     exact.contains(&path.as_str()) || prefixes.iter().any(|p| path.starts_with(p))
 }
 
+/// Whether RBAC lets a holder of `permissions` make the request, as the API server's
+/// authorizer decides: a resource request needs a permission allowing it; a non-resource one
+/// is allowed only where the default discovery roles allow everyone.
+pub fn authorize(permissions: &[Permission], access: &Access) -> bool {
+    match access {
+        Access::Resource(r) => permissions.iter().any(|p| p.allows(r)),
+        Access::NonResource { .. } => allowed_to_everyone(access),
+    }
+}
+
 /// A permission a component needs but which one scenario cannot be relied on to exercise.
 #[derive(Clone, Debug)]
 pub struct Allowance {
@@ -583,6 +593,41 @@ subjects: [{kind: ServiceAccount, name: someone-else, namespace: sys}]
             1,
         );
         assert!(permissions_for(&Manifests::parse(&non_resource).unwrap(), "sys", "ctl").is_err());
+    }
+
+    #[test]
+    fn authorize_follows_the_grants_scope_and_names() {
+        let p = perms();
+        for ok in [
+            access("GET", "/api/v1/services", Some("watch=1")),
+            access("PATCH", "/api/v1/namespaces/x/services/web/status", None),
+            access(
+                "PUT",
+                "/apis/coordination.k8s.io/v1/namespaces/sys/leases/leader",
+                None,
+            ),
+            access("GET", "/version", None),
+        ] {
+            assert!(authorize(&p, &ok), "{ok}");
+        }
+        for no in [
+            // The Role is for its namespace and the named Lease only.
+            access(
+                "PUT",
+                "/apis/coordination.k8s.io/v1/namespaces/other/leases/leader",
+                None,
+            ),
+            access(
+                "PUT",
+                "/apis/coordination.k8s.io/v1/namespaces/sys/leases/other",
+                None,
+            ),
+            access("PATCH", "/api/v1/namespaces/x/services/web", None),
+            access("GET", "/metrics", None),
+        ] {
+            assert!(!authorize(&p, &no), "{no}");
+        }
+        assert!(!authorize(&[], &access("GET", "/api/v1/services", None)));
     }
 
     #[test]
