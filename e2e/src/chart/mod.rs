@@ -1,12 +1,13 @@
 //! Tests' view of the Helm chart `charts/ironlb`: rendering it with the real `helm`
-//! ([`helm`]), reading the manifests ([`manifest`]), RBAC as the API server evaluates it
+//! ([`helm`]), reading the manifests ([`manifest`]) and what their monitors scrape
+//! ([`monitors`]), RBAC as the API server evaluates it
 //! ([`rbac`], [`request_info`]), the recording API proxy that observes which calls the real
 //! binaries make ([`audit`]), running a chart container as a lab process ([`launch`]), the
 //! PrometheusRule and dashboard queries ([`rules`]), a real Prometheus in a lab namespace
 //! ([`prometheus`]), processes started in lab namespaces ([`running`]) and the Dockerfiles
 //! ([`dockerfile`]).
 //!
-//! Pure modules: `manifest`, `rbac`, `request_info`, `launch`, `rules`, `dockerfile`. The others
+//! Pure modules: `manifest`, `monitors`, `rbac`, `request_info`, `launch`, `rules`, `dockerfile`. The others
 //! run processes or serve sockets.
 
 pub mod audit;
@@ -14,6 +15,7 @@ pub mod dockerfile;
 pub mod helm;
 pub mod launch;
 pub mod manifest;
+pub mod monitors;
 pub mod prometheus;
 pub mod rbac;
 pub mod request_info;

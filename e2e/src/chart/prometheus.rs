@@ -55,6 +55,15 @@ pub struct Alert {
     pub labels: BTreeMap<String, String>,
 }
 
+/// One rule's evaluation state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleHealth {
+    pub name: String,
+    /// `ok`, `err` or `unknown` (not evaluated yet).
+    pub health: String,
+    pub last_error: String,
+}
+
 /// One scrape target's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -229,6 +238,27 @@ impl Prometheus {
             .flatten()
             .filter_map(Value::as_str)
             .map(str::to_string)
+            .collect())
+    }
+
+    /// Every loaded rule and whether its last evaluation worked.
+    pub fn rules(&self) -> Result<Vec<RuleHealth>, Error> {
+        let data = self.api("/api/v1/rules", None)?;
+        Ok(data
+            .get("groups")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.get("rules").and_then(Value::as_array))
+            .flatten()
+            .map(|r| {
+                let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                RuleHealth {
+                    name: s("name"),
+                    health: s("health"),
+                    last_error: s("lastError"),
+                }
+            })
             .collect())
     }
 
