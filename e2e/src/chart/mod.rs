@@ -3,11 +3,12 @@
 //! ([`monitors`]), RBAC as the API server evaluates it
 //! ([`rbac`], [`request_info`]), the recording API proxy that observes which calls the real
 //! binaries make ([`audit`]), running a chart container as a lab process ([`launch`]), the
-//! PrometheusRule and dashboard queries ([`rules`]), a real Prometheus in a lab namespace
+//! PrometheusRule and dashboard queries ([`rules`]), the README's commands, tables and the
+//! binaries' `--help` ([`readme`]), a real Prometheus in a lab namespace
 //! ([`prometheus`]), processes started in lab namespaces ([`running`]) and the Dockerfiles
 //! ([`dockerfile`]).
 //!
-//! Pure modules: `manifest`, `monitors`, `rbac`, `request_info`, `launch`, `rules`, `dockerfile`. The others
+//! Pure modules: `manifest`, `monitors`, `rbac`, `readme`, `request_info`, `launch`, `rules`, `dockerfile`. The others
 //! run processes or serve sockets.
 
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod manifest;
 pub mod monitors;
 pub mod prometheus;
 pub mod rbac;
+pub mod readme;
 pub mod request_info;
 pub mod rules;
 pub mod running;
