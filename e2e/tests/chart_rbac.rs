@@ -29,7 +29,7 @@ use e2e::chart::launch::{PodContext, process_spec};
 use e2e::chart::manifest::container;
 use e2e::chart::rbac::{Allowance, Permission, compare, permissions_for};
 use e2e::chart::running::Running;
-use e2e::chart::{Helm, Manifests, Object, bin_dir};
+use e2e::chart::{Helm, Manifests, Object, all_features_values, bin_dir};
 use e2e::harness::{Cluster, LabOptions, wait_for};
 use e2e::lab::plan::HostPlan;
 use serde_json::Value;
@@ -57,10 +57,36 @@ spec:
   ipAddressPools: [rbac]
 "#;
 
-fn service(name: &str) -> String {
+fn service(name: &str, class: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  type: LoadBalancer\n  selector:\n    app: web\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080\n"
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  type: LoadBalancer\n  loadBalancerClass: {class}\n  selector:\n    app: web\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080\n"
     )
+}
+
+/// The value of `--flag=value` in the workload's container args.
+fn arg(workload: &Object, container_name: &str, flag: &str) -> String {
+    let pod = workload.pod_spec().expect("a pod template");
+    container(pod, container_name).expect("the container")["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|a| a.strip_prefix(&format!("{flag}=")))
+        .unwrap_or_else(|| panic!("the chart passes no {flag} to {container_name}"))
+        .to_string()
+}
+
+/// The container port named `metrics` (the admin endpoint with /readyz).
+fn admin_port(workload: &Object, container_name: &str) -> u16 {
+    let pod = workload.pod_spec().expect("a pod template");
+    container(pod, container_name).expect("the container")["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "metrics")
+        .and_then(|p| p["containerPort"].as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .expect("a metrics port")
 }
 
 /// The recording, enforcing proxy, serving from inside a lab namespace on a thread that entered
@@ -328,10 +354,22 @@ fn annotate_node(cluster: &Cluster, node: &str, value: &str) {
 }
 
 #[test]
-fn rbac_grants_exactly_what_the_binaries_use() {
+fn rbac_grants_exactly_what_the_binaries_use_with_default_values() {
+    scenario(&[]);
+}
+
+/// Other ServiceAccount and Lease names, another class with --ignore-unclassed, ipMode VIP,
+/// other ports: the grants must follow the values.
+#[test]
+fn rbac_grants_exactly_what_the_binaries_use_with_all_features_values() {
+    let values = all_features_values().display().to_string();
+    scenario(&["-f", &values]);
+}
+
+fn scenario(values: &[&str]) {
     let manifests: Manifests = Helm::locate()
         .expect("helm")
-        .render(&[])
+        .render(values)
         .expect("helm template");
     let deployment = manifests
         .of_kind("Deployment")
@@ -346,15 +384,13 @@ fn rbac_grants_exactly_what_the_binaries_use() {
     let controller_perms = permissions_for(&manifests, NAMESPACE, &controller_sa).unwrap();
     let speaker_perms = permissions_for(&manifests, NAMESPACE, &speaker_sa).unwrap();
     assert!(!controller_perms.is_empty() && !speaker_perms.is_empty());
-    let lease_name = container(deployment.pod_spec().expect("pod template"), "controller")
-        .expect("the controller container")["args"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .find_map(|a| a.strip_prefix("--lease-name="))
-        .expect("the chart names the leader Lease")
-        .to_string();
+    let lease_name = arg(deployment, "controller", "--lease-name");
+    let class = arg(deployment, "controller", "--lb-class");
+    let vip_mode = arg(deployment, "controller", "--ip-mode") == "VIP";
+    let (controller_port, speaker_port) = (
+        admin_port(deployment, "controller"),
+        admin_port(daemonset, "speaker"),
+    );
 
     let cluster = Cluster::lab(LabOptions {
         nodes: 3,
@@ -446,13 +482,13 @@ fn rbac_grants_exactly_what_the_binaries_use() {
         wait_for(
             "a controller replica to be ready",
             Duration::from_secs(30),
-            || readyz(&cluster, &host.ipv4.to_string(), 7472),
+            || readyz(&cluster, &host.ipv4.to_string(), controller_port),
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", logs(&replicas.iter().collect::<Vec<_>>())));
     }
     for n in &nodes {
         wait_for("a speaker to be ready", Duration::from_secs(30), || {
-            readyz(&cluster, &n.ipv4.to_string(), 7473)
+            readyz(&cluster, &n.ipv4.to_string(), speaker_port)
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", logs(&speaker_procs.values().collect::<Vec<_>>())));
     }
@@ -473,16 +509,19 @@ fn rbac_grants_exactly_what_the_binaries_use() {
         ])
         .unwrap();
     for name in ["web-a", "web-b"] {
-        cluster.apply(&service(name)).unwrap();
+        cluster.apply(&service(name, &class)).unwrap();
     }
     let ip_a = wait_ip(&cluster, "web-a");
     wait_ip(&cluster, "web-b");
     let owner_a = wait_announcer(&cluster, "web-a", |n| !n.is_empty(), "web-a announced");
     let owner_b = wait_announcer(&cluster, "web-b", |n| !n.is_empty(), "web-b announced");
-    let body = cluster
-        .curl_from_client(&format!("http://{ip_a}/hostname"))
-        .expect("the VIP answers under the chart's RBAC");
-    assert!(body.starts_with("web-"), "{body}");
+    // In VIP mode kube-proxy, not the speaker, serves the address; the stand-in does not.
+    if !vip_mode {
+        let body = cluster
+            .curl_from_client(&format!("http://{ip_a}/hostname"))
+            .expect("the VIP answers under the chart's RBAC");
+        assert!(body.starts_with("web-"), "{body}");
+    }
     wait_for(
         "the pool status to count 2",
         Duration::from_secs(20),
@@ -565,7 +604,7 @@ fn rbac_grants_exactly_what_the_binaries_use() {
             "web-a",
             "--type=merge",
             "-p",
-            r#"{"spec":{"type":"ClusterIP"}}"#,
+            r#"{"spec":{"type":"ClusterIP","loadBalancerClass":null}}"#,
         ])
         .unwrap();
     cluster.kubectl(&["delete", "svc", "web-b"]).unwrap();
@@ -602,7 +641,7 @@ fn rbac_grants_exactly_what_the_binaries_use() {
         }
     })
     .unwrap();
-    cluster.apply(&service("web-c")).unwrap();
+    cluster.apply(&service("web-c", &class)).unwrap();
     wait_ip(&cluster, "web-c");
 
     // Everything stops gracefully, so shutdown calls are recorded too.
