@@ -20,6 +20,7 @@
 //! ```
 
 pub mod cluster;
+pub mod l2;
 pub mod lock;
 pub mod wait;
 
