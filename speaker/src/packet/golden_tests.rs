@@ -367,3 +367,57 @@ fn golden_frames_truncated_at_every_length() {
         assert_eq!(Frame::parse(&ns[..len]), Err(expected), "NS cut at {len}");
     }
 }
+
+/// An IPv6 payload length that claims less than the NDP message holds: the codec reads only
+/// what is declared (the rest is padding to it), so the message is too short, cut, or fails
+/// its checksum over the declared bytes, and is never read past the declared end.
+#[test]
+fn payload_length_shorter_than_the_message() {
+    use super::Layer;
+    let ns = hex(KERNEL_NS);
+    let declare = |len: u16| {
+        let mut bytes = ns.clone();
+        bytes[18..20].copy_from_slice(&len.to_be_bytes());
+        bytes
+    };
+    assert_eq!(
+        Frame::parse(&declare(0)),
+        Err(Error::Truncated {
+            layer: Layer::Icmpv6,
+            needed: 4,
+            available: 0,
+        })
+    );
+    assert_eq!(Frame::parse(&declare(16)), Err(Error::NdpTooShort(16)));
+    // 24 bytes: the solicitation without its option; the checksum covered the option.
+    assert!(matches!(
+        Frame::parse(&declare(24)),
+        Err(Error::Icmpv6Checksum { .. })
+    ));
+    // 30 bytes: the option cut in two; the checksum catches it first.
+    assert!(matches!(
+        Frame::parse(&declare(30)),
+        Err(Error::Icmpv6Checksum { .. })
+    ));
+}
+
+/// ARP frames whose declared address lengths disagree with the bytes present are refused for
+/// the lengths whatever follows, so a parser never reads addresses at the wrong offsets.
+#[test]
+fn arp_address_lengths_that_lie() {
+    let arp = hex(KERNEL_ARP_REQUEST);
+    let with = |at: usize, value: u8, keep: usize| {
+        let mut bytes = arp.clone();
+        bytes[at] = value;
+        bytes.truncate(keep);
+        bytes
+    };
+    for (bytes, expected) in [
+        (with(18, 255, arp.len()), Error::ArpHardwareLen(255)),
+        (with(18, 4, 14 + 24), Error::ArpHardwareLen(4)),
+        (with(19, 0, arp.len()), Error::ArpProtocolLen(0)),
+        (with(19, 6, 14 + 8), Error::ArpProtocolLen(6)),
+    ] {
+        assert_eq!(Frame::parse(&bytes), Err(expected));
+    }
+}
