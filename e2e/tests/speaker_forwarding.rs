@@ -147,7 +147,7 @@ fn multi_port_udp_and_source_ranges_through_the_vip() {
     }
     assert_eq!(
         status_nodes(&cluster, "ranged", ranged_vip),
-        [ranged_owner.clone()]
+        std::slice::from_ref(&ranged_owner)
     );
     let answers = arp_answers(&cluster, ranged_vip);
     assert_eq!(

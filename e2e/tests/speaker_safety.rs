@@ -283,7 +283,10 @@ fn speakers_answer_only_for_what_they_own_and_ignore_forgeries_and_malformed_fra
         .unwrap();
     }
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(status_nodes(&cluster, "web", vip), [new_owner.clone()]);
+    assert_eq!(
+        status_nodes(&cluster, "web", vip),
+        std::slice::from_ref(&new_owner)
+    );
     assert_eq!(
         client_neighbour_mac(&cluster, vip),
         Some(mac_of(&cluster, &new_owner))
