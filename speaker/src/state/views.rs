@@ -344,12 +344,27 @@ pub struct ObservedStatus {
 }
 
 impl ObservedStatus {
+    /// Reads an object. Its owner and Service come from the status, or from the labels while
+    /// the status is still empty: a speaker writes the object before its status, and an
+    /// object naming nobody in between would look abandoned to the speaker that cleans up.
     pub fn from_object(object: &ServiceL2Status) -> ObservedStatus {
         let status = object.status.clone().unwrap_or_default();
+        let no_labels = BTreeMap::new();
+        let labels = object.metadata.labels.as_ref().unwrap_or(&no_labels);
+        let or_label = |value: String, key: &str| {
+            if value.is_empty() {
+                labels.get(key).cloned().unwrap_or_default()
+            } else {
+                value
+            }
+        };
         ObservedStatus {
             resource_version: object.metadata.resource_version.clone(),
-            node: status.node,
-            service: ServiceKey::new(status.service_namespace, status.service_name),
+            node: or_label(status.node, LABEL_NODE),
+            service: ServiceKey::new(
+                or_label(status.service_namespace, LABEL_SERVICE_NAMESPACE),
+                or_label(status.service_name, LABEL_SERVICE_NAME),
+            ),
             ips: status
                 .ips
                 .iter()

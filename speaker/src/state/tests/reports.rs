@@ -331,3 +331,37 @@ fn an_object_changed_by_someone_else_is_put_back() {
     };
     assert!(announce.is_some());
 }
+
+#[test]
+fn an_object_whose_status_is_not_written_yet_is_not_taken_for_an_orphan() {
+    // The owner creates the object (labels) before it writes its status; the janitor must read
+    // the owner from the labels in between, or it deletes the owner's fresh object.
+    let vip = (10..60)
+        .map(|n| format!("198.51.100.{n}"))
+        .find(|ip| expected_winner(ip, &NODES) != "node1")
+        .expect("some address is won by another node than the janitor");
+    let winner = expected_winner(&vip, &NODES);
+    let name = status_name(&key("web"), Family::V4);
+    let mut half_written = mk_status(&name, &winner, "web", &[&vip], "7");
+    half_written.status = None;
+
+    let observed = ObservedStatus::from_object(&half_written);
+    assert_eq!(observed.node, winner);
+    assert_eq!(observed.service, key("web"));
+
+    let mut cluster = Cluster::new();
+    let changes = cluster.each(|s| {
+        s.apply_service(&mk_service("web", &[&vip], json!({})));
+        s.apply_status(&half_written);
+    });
+    for node in NODES.iter().filter(|n| **n != winner) {
+        assert!(
+            !changes[*node]
+                .statuses
+                .iter()
+                .any(|a| matches!(a, StatusAction::Delete { .. })),
+            "{node} deleted the owner's object: {:?}",
+            changes[*node].statuses
+        );
+    }
+}
