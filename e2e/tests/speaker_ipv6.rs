@@ -1,11 +1,14 @@
 //! Issue 4, acceptance 5: in a dual-stack lab an IPv6 VIP from a /64 pool is reachable from
-//! the client with `curl -g http://[VIP]/`, resolved by NDP to the owner's MAC; a dual-stack
-//! Service is reachable on both of its addresses.
+//! the client with `curl -g http://[VIP]/`, resolved by NDP to the owner's MAC, and only the
+//! owner answers Neighbor Solicitations for it; a dual-stack Service is reachable on both of
+//! its addresses.
 
 mod speaker_common;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
+use e2e::harness::l2;
 use e2e::harness::{Capability, Cluster, LabOptions, wait_for};
 use speaker_common::*;
 
@@ -57,6 +60,28 @@ fn assert_reachable_through_owner(cluster: &Cluster, service: &str, vip: IpAddr)
         neighbour.mac.map(|m| m.to_string()),
         Some(mac_of(cluster, &owner)),
         "{vip} resolves to {owner}'s MAC: {neighbour:?}"
+    );
+    // On the wire, exactly one MAC answers: NDP solicitations for the IPv6 VIP, ARP for IPv4.
+    let answers = match vip {
+        IpAddr::V6(v6) => l2::ndp_responders(
+            &netns_of(cluster, "client"),
+            "eth0",
+            v6,
+            4,
+            Duration::from_secs(1),
+        )
+        .unwrap(),
+        IpAddr::V4(_) => arp_answers(cluster, vip),
+    };
+    let owner_mac = mac_of(cluster, &owner);
+    assert_eq!(
+        answers.keys().collect::<Vec<_>>(),
+        [&owner_mac],
+        "only {owner} answers for {vip}: {answers:?}"
+    );
+    assert!(
+        answers[&owner_mac] >= 4,
+        "each request answered: {answers:?}"
     );
     owner
 }

@@ -1,13 +1,15 @@
 //! Layer-2 observations for the speaker scenarios, made from inside a lab host's namespace:
 //!
 //! - the host's neighbour entry for an address (`ip -j neigh`), i.e. which MAC it sends to;
-//! - who answers ARP for an address: broadcast requests on a packet socket, replies counted
-//!   per sender MAC (so "exactly one node answers" is checked on the wire, not inferred);
+//! - who answers ARP (or NDP) for an address: broadcast requests (solicitations) on a packet
+//!   socket, replies counted per sender MAC (so "exactly one node answers" is checked on the
+//!   wire, not inferred);
 //! - a capture of the ARP frames that announce an address (gratuitous ARP on takeover);
 //! - sending hand-made Ethernet frames (malformed ones, to check the speaker drops them).
 //!
 //! ARP frames are built and read here with a few byte offsets, independently of the speaker's
-//! codecs, so the scenarios do not trust the code they test. The packet sockets are the
+//! codecs, so the scenarios do not trust the code they test; NDP (checksummed, with options)
+//! uses the frames of [`crate::bench::neighbor_probe`]. The packet sockets are the
 //! speaker's (filtered to incoming ARP frames, so our own requests do not echo), opened by a
 //! thread that entered the namespace (`setns` changes only the calling thread); every loop is
 //! bounded in count and time, and frames go out only on the lab's segment interface.
@@ -15,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use ironlb_speaker::responder::socket::{self, Kind, Receiver, Sender};
 
 use super::{Cluster, HarnessError};
+use crate::bench::neighbor_probe::{self, Asker};
 use crate::lab::plan::Mac;
 
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
@@ -155,22 +158,28 @@ fn spawn_in_netns<T: Send + 'static>(
     }))
 }
 
-/// An ARP packet socket on one interface of the current thread's namespace.
+/// An ARP (or NDP) packet socket on one interface of the current thread's namespace.
 struct RawSocket {
     tx: Sender,
     rx: Receiver,
     mac: Mac,
     ipv4: Option<Ipv4Addr>,
+    /// The first global IPv6 address.
+    ipv6: Option<Ipv6Addr>,
     name: String,
 }
 
 impl RawSocket {
     fn open(netns: &str, interface: &str) -> Result<RawSocket, L2Error> {
+        Self::open_kind(netns, interface, Kind::Arp)
+    }
+
+    fn open_kind(netns: &str, interface: &str, kind: Kind) -> Result<RawSocket, L2Error> {
         let iface = socket::find_interface(interface).ok_or_else(|| L2Error::NoInterface {
             netns: netns.to_string(),
             interface: interface.to_string(),
         })?;
-        let (tx, rx) = socket::open(&iface, Kind::Arp).map_err(|source| L2Error::Socket {
+        let (tx, rx) = socket::open(&iface, kind).map_err(|source| L2Error::Socket {
             interface: interface.to_string(),
             source,
         })?;
@@ -182,11 +191,17 @@ impl RawSocket {
             IpAddr::V4(ip) => Some(ip),
             IpAddr::V6(_) => None,
         });
+        let ipv6 = iface.ips.iter().find_map(|n| match n.ip() {
+            // Not link-local (fe80::/10): NDP for a VIP is asked from the segment address.
+            IpAddr::V6(ip) if ip.segments()[0] & 0xffc0 != 0xfe80 => Some(ip),
+            _ => None,
+        });
         Ok(RawSocket {
             tx,
             rx,
             mac,
             ipv4,
+            ipv6,
             name: interface.to_string(),
         })
     }
@@ -245,6 +260,49 @@ pub fn arp_responders(
                 && arp.src != socket.mac
             {
                 *replies.entry(arp.sender_mac.to_string()).or_insert(0) += 1;
+            }
+        }
+        Ok(replies)
+    })
+}
+
+/// Asks for the IPv6 `target` by Neighbor Solicitation from `interface` in `netns`:
+/// `requests` solicitations spread over `window`; returns how many solicited advertisements
+/// each MAC sent back for it in the window.
+pub fn ndp_responders(
+    netns: &str,
+    interface: &str,
+    target: Ipv6Addr,
+    requests: u32,
+    window: Duration,
+) -> Result<BTreeMap<String, u32>, L2Error> {
+    let window = window.min(MAX_CAPTURE);
+    let (netns_name, interface) = (netns.to_string(), interface.to_string());
+    in_netns(netns, move || {
+        let mut socket = RawSocket::open_kind(&netns_name, &interface, Kind::Ndp)?;
+        let asker = Asker {
+            mac: ironlb_speaker::packet::MacAddr(socket.mac.0),
+            ipv4: socket.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            ipv6: socket.ipv6,
+        };
+        let solicit = neighbor_probe::neighbor_solicit(&asker, target)
+            .ok_or_else(|| L2Error::NoAddress(interface.clone()))?;
+        let spacing = window / (requests.max(1) + 1);
+        let started = Instant::now();
+        let mut sent = 0;
+        let mut next_send = started;
+        let mut replies = BTreeMap::new();
+        while started.elapsed() < window {
+            if sent < requests && Instant::now() >= next_send {
+                socket.send(&solicit)?;
+                sent += 1;
+                next_send += spacing;
+            }
+            if let Some(neighbor_probe::Answer::Reply(mac)) = socket
+                .next()
+                .and_then(|f| neighbor_probe::ndp_answer(&f, &asker, target))
+            {
+                *replies.entry(Mac(mac.0).to_string()).or_insert(0) += 1;
             }
         }
         Ok(replies)
