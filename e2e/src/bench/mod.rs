@@ -6,6 +6,7 @@ pub mod api_requests;
 pub mod api_writes;
 pub mod arp_watch;
 pub mod iperf;
+pub mod l2_client;
 pub mod latency;
 pub mod linear_cursor;
 pub mod neighbor_probe;

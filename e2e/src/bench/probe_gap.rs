@@ -31,6 +31,8 @@ pub struct Outage {
     /// The longest interval between answers before the event: the prober's own resolution
     /// while nothing failed.
     pub baseline: Duration,
+    /// The first answer after the event from another node than the one answering at it.
+    pub moved_at: Option<Duration>,
 }
 
 impl Outage {
@@ -96,7 +98,38 @@ pub fn outage(answers: &[Answer], event: Duration) -> Result<Outage, GapError> {
         responder_before: answers[start].responder.clone(),
         responder_after: answers[answers.len() - 1].responder.clone(),
         baseline,
+        moved_at: answers[start..]
+            .iter()
+            .find(|a| a.responder != answers[start].responder)
+            .map(|a| a.at),
     })
+}
+
+/// Whether the prober can stop: since `event` the answers have moved to another responder
+/// than the one answering at the event, and the new one has answered alone for `hold`.
+pub fn moved_and_held(answers: &[Answer], event: Duration, hold: Duration) -> bool {
+    let Some(before) = answers.iter().rev().find(|a| a.at <= event) else {
+        return false;
+    };
+    let Some(last) = answers.last() else {
+        return false;
+    };
+    if last.responder == before.responder {
+        return false;
+    }
+    let run_start = answers
+        .iter()
+        .rposition(|a| a.responder != last.responder)
+        .map_or(answers[0].at, |i| answers[i + 1].at);
+    run_start > event && last.at - run_start >= hold
+}
+
+/// The node a reply of the lab's kube-proxy stand-in names (`node=node2 pod=... client=...`).
+pub fn responder_of(reply: &str) -> Option<&str> {
+    reply
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("node="))
+        .filter(|node| !node.is_empty())
 }
 
 /// The median of a set of gaps (the lower middle of an even count, so it is a measured
@@ -141,6 +174,7 @@ mod tests {
             ("node1", "node2")
         );
         assert!(o.moved());
+        assert_eq!(o.moved_at, Some(ms(1650)));
     }
 
     #[test]
@@ -161,6 +195,7 @@ mod tests {
         answers.extend(every(500, 1000, 10, "node2"));
         let o = outage(&answers, ms(495)).unwrap();
         assert_eq!(o.gap, ms(10));
+        assert_eq!(o.moved_at, Some(ms(500)));
         assert_eq!(
             o.last_before,
             ms(490),
@@ -176,6 +211,11 @@ mod tests {
         answers.extend(every(1100, 1200, 10, "node2"));
         let o = outage(&answers, ms(995)).unwrap();
         assert_eq!(o.gap, ms(110));
+        assert_eq!(
+            o.moved_at,
+            Some(ms(1100)),
+            "the earlier node1-only silence is no move"
+        );
         assert_eq!(
             o.baseline,
             ms(310),
@@ -220,6 +260,41 @@ mod tests {
                 at: ms(20)
             })
         );
+    }
+
+    #[test]
+    fn stop_once_the_new_owner_has_answered_for_a_while() {
+        let mut answers = every(0, 500, 10, "node1");
+        assert!(!moved_and_held(&answers, ms(495), ms(300)), "not moved");
+        answers.extend(every(900, 1100, 10, "node2"));
+        assert!(
+            !moved_and_held(&answers, ms(495), ms(300)),
+            "not held long enough"
+        );
+        answers.extend(every(1100, 1300, 10, "node2"));
+        assert!(moved_and_held(&answers, ms(495), ms(300)));
+        // Flapping back to the old owner restarts the wait.
+        answers.extend(every(1300, 1310, 10, "node1"));
+        assert!(!moved_and_held(&answers, ms(495), ms(300)));
+        // A move that happened before the event is not this event's.
+        let mut early = every(0, 100, 10, "node1");
+        early.extend(every(100, 600, 10, "node2"));
+        assert!(moved_and_held(&early, ms(50), ms(300)));
+        assert!(!moved_and_held(&early, ms(200), ms(300)));
+        assert!(!moved_and_held(&[], ms(1), ms(1)));
+    }
+
+    #[test]
+    fn the_stand_ins_reply_names_the_node() {
+        assert_eq!(
+            responder_of(
+                "node=node2 pod=default/web-1 service=default/web port=udp client=192.0.2.100:4000\n"
+            ),
+            Some("node2")
+        );
+        assert_eq!(responder_of("pod=x node= client=y"), None);
+        assert_eq!(responder_of("hello"), None);
+        assert_eq!(responder_of(""), None);
     }
 
     #[test]
