@@ -1147,6 +1147,11 @@ struct Gaps {
     max: Option<Duration>,
     measured: usize,
     failed: usize,
+    /// Probes sent and never answered, median over the runs.
+    lost_median: Option<u64>,
+    /// The longest interval between answers before any run's failure: what "no probe lost"
+    /// looks like on this machine (the probe interval plus the client's scheduling delays).
+    baseline: Option<Duration>,
 }
 
 fn gaps(runs: &[RunOutcome]) -> Gaps {
@@ -1157,6 +1162,18 @@ fn gaps(runs: &[RunOutcome]) -> Gaps {
         max: values.iter().max().copied(),
         measured: values.len(),
         failed: runs.len() - values.len(),
+        lost_median: {
+            let mut lost: Vec<u64> = runs
+                .iter()
+                .map(|r| r.probes.sent.saturating_sub(r.probes.answered))
+                .collect();
+            lost.sort_unstable();
+            lost.get(lost.len().saturating_sub(1) / 2).copied()
+        },
+        baseline: runs
+            .iter()
+            .filter_map(|r| r.outage.as_ref().ok().map(|o| o.baseline))
+            .max(),
     }
 }
 
@@ -1215,6 +1232,18 @@ impl Report {
             );
             row(&format!("{label} gap, min"), &opt_ms(g.min), "", None);
             row(&format!("{label} gap, max"), &opt_ms(g.max), "", None);
+            row(
+                &format!("{label}: UDP probes lost, median per run"),
+                &g.lost_median.map_or("n/a".into(), |n| n.to_string()),
+                "",
+                None,
+            );
+            row(
+                &format!("{label}: prober resolution (worst baseline)"),
+                &opt_ms(g.baseline),
+                "",
+                None,
+            );
             if g.failed > 0 {
                 row(
                     &format!("{label}: runs where the VIP did not move"),
@@ -1425,11 +1454,14 @@ impl Report {
             "failover_abrupt_max_ms": ms_of(abrupt.max),
             "failover_abrupt_runs": abrupt.measured,
             "failover_abrupt_failed_runs": abrupt.failed,
+            "failover_abrupt_lost_probes": abrupt.lost_median,
             "failover_graceful_ms": ms_of(graceful.median),
             "failover_graceful_min_ms": ms_of(graceful.min),
             "failover_graceful_max_ms": ms_of(graceful.max),
             "failover_graceful_runs": graceful.measured,
             "failover_graceful_failed_runs": graceful.failed,
+            "failover_graceful_lost_probes": graceful.lost_median,
+            "prober_baseline_ms": ms_of(abrupt.baseline.max(graceful.baseline)),
             "handover_max_macs": watched.iter().map(|w| w.max_macs).max(),
             "handover_overlaps": (!watched.is_empty()).then(|| watched.iter().map(|w| w.overlaps).sum::<usize>()),
             "handover_watched_runs": watched.len(),
