@@ -5,6 +5,7 @@
 pub mod api_requests;
 pub mod api_writes;
 pub mod arp_watch;
+pub mod binaries;
 pub mod iperf;
 pub mod l2_client;
 pub mod latency;

@@ -27,12 +27,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
 use e2e::bench::api_writes::WriteCounts;
+use e2e::bench::binaries;
 use e2e::bench::latency::{Summary, ms};
 use e2e::bench::proc_usage::{self, Memory};
 use e2e::bench::prom_text::{self, Sample};
@@ -143,7 +144,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     );
     let on_lab = std::env::var_os("E2E_KUBECONFIG").is_none();
     if on_lab && !args.no_build {
-        build_binaries()?;
+        binaries::build("bench-controller")?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -159,15 +160,18 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
     });
 
-    let load_start = load_average();
+    let load_start = binaries::load_average();
     let mut extra_args = Vec::new();
     if on_lab {
         extra_args.extend(["--speaker".to_string(), want_arg(args.speaker).to_string()]);
-        extra_args.extend(["--bin-dir".to_string(), bin_dir()?.display().to_string()]);
+        extra_args.extend([
+            "--bin-dir".to_string(),
+            binaries::dir()?.display().to_string(),
+        ]);
         println!(
             "bench-controller: bringing a lab up ({} nodes, --ipv6, binaries from {})",
             args.nodes,
-            bin_dir()?.display()
+            binaries::dir()?.display()
         );
     } else {
         println!("bench-controller: using the cluster of E2E_KUBECONFIG");
@@ -188,7 +192,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         ..Report::default()
     };
     let result = bench(&rt, &cluster, args, &cancel, &mut report);
-    report.load_end = load_average();
+    report.load_end = binaries::load_average();
     let down = cluster.down();
     if let Err(e) = &result {
         eprintln!("bench-controller: stopped early: {e:#}; printing what was measured");
@@ -199,49 +203,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds what the lab runs with this binary's profile, so `cargo run --release` of the
-/// benchmark measures release binaries.
-fn build_binaries() -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO")
-        .or_else(|| option_env!("CARGO").map(Into::into))
-        .unwrap_or_else(|| "cargo".into());
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace).arg("build");
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    cmd.args(["-p", "e2e"]);
-    for bin in ["lab", "lab-apiserver", "lab-node-agent", "lab-kube-proxy"] {
-        cmd.args(["--bin", bin]);
-    }
-    cmd.args(["-p", "ironlb-controller", "-p", "ironlb-speaker"]);
-    println!("bench-controller: building the lab and ironlb binaries ({cmd:?})");
-    let status = cmd.status().context("running cargo build")?;
-    ensure!(status.success(), "cargo build failed ({status})");
-    Ok(())
-}
-
-/// Where this binary and, after [`build_binaries`], `lab` and the components are.
-fn bin_dir() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating this binary")?;
-    exe.parent()
-        .map(PathBuf::from)
-        .context("this binary has no directory")
-}
-
 fn want_arg(w: Want) -> &'static str {
     match w {
         Want::Auto => "auto",
         Want::Yes => "yes",
         Want::No => "no",
     }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The lab's view of its processes, re-read after restarts (pids change).

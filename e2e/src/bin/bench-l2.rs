@@ -43,6 +43,7 @@ use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use e2e::bench::api_requests::RequestCounts;
 use e2e::bench::arp_watch::{self, Heard, Watch};
+use e2e::bench::binaries;
 use e2e::bench::iperf::{self, Ratio};
 use e2e::bench::l2_client::{self, Exchanges, Load, NeighborSocket, ProbeCounts, UdpProber};
 use e2e::bench::latency::Summary;
@@ -149,7 +150,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         "bench-l2 needs the lab (it fails hosts and captures frames on the client); unset E2E_KUBECONFIG"
     );
     if !args.no_build {
-        build_binaries()?;
+        binaries::build("bench-l2")?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -166,7 +167,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     });
 
     let mut report = Report {
-        load_start: load_average(),
+        load_start: binaries::load_average(),
         args: format!(
             "{} nodes, {} runs of each failover, {} ARP-watched handovers, {} ARP/NDP requests, {}×{} s iperf3 rounds, {} s steady state",
             args.nodes,
@@ -179,7 +180,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         ),
         ..Report::default()
     };
-    let bins = bin_dir()?;
+    let bins = binaries::dir()?;
     println!(
         "bench-l2: bringing a lab up ({} nodes, --ipv6, binaries from {})",
         args.nodes,
@@ -200,7 +201,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     .context("bringing the lab up")?;
     println!("lab up in {:.1} s", up.elapsed().as_secs_f64());
     let result = bench(&rt, &cluster, args, &cancel, &mut report);
-    report.load_end = load_average();
+    report.load_end = binaries::load_average();
     let down = cluster.down();
     if let Err(e) = &result {
         eprintln!("bench-l2: stopped early: {e:#}; printing what was measured");
@@ -209,48 +210,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
     result?;
     down.context("taking the lab down")?;
     Ok(())
-}
-
-/// Builds what the lab runs with this binary's profile, so `cargo run --release` of the
-/// benchmark measures release speakers.
-fn build_binaries() -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO")
-        .or_else(|| option_env!("CARGO").map(Into::into))
-        .unwrap_or_else(|| "cargo".into());
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace).arg("build");
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    // `--bin NAME` would apply to every `-p` and silently skip the speaker's own binary, so
-    // all binaries of the three packages are built (one feature set: no rebuild ping-pong).
-    cmd.args([
-        "-p",
-        "e2e",
-        "-p",
-        "ironlb-controller",
-        "-p",
-        "ironlb-speaker",
-        "--bins",
-    ]);
-    println!("bench-l2: building the lab and ironlb binaries ({cmd:?})");
-    let status = cmd.status().context("running cargo build")?;
-    ensure!(status.success(), "cargo build failed ({status})");
-    Ok(())
-}
-
-fn bin_dir() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating this binary")?;
-    exe.parent()
-        .map(PathBuf::from)
-        .context("this binary has no directory")
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn interrupted(cancel: &AtomicBool) -> anyhow::Result<()> {
