@@ -5,7 +5,6 @@
 pub mod api_requests;
 pub mod api_writes;
 pub mod arp_watch;
-pub mod binaries;
 pub mod iperf;
 pub mod l2_client;
 pub mod latency;
@@ -14,5 +13,6 @@ pub mod neighbor_probe;
 pub mod probe_gap;
 pub mod proc_usage;
 pub mod prom_text;
+pub mod runner;
 pub mod service_load;
 pub mod timeline;

@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
 use e2e::bench::api_writes::WriteCounts;
-use e2e::bench::binaries;
 use e2e::bench::latency::{Summary, ms};
 use e2e::bench::proc_usage::{self, Memory};
 use e2e::bench::prom_text::{self, Sample};
+use e2e::bench::runner;
 use e2e::bench::service_load::{self, Created, ServiceWatch};
 use e2e::bench::timeline;
 use e2e::harness::{Cluster, LabOptions, wait_for};
@@ -119,20 +119,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("bench-controller: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    runner::main("bench-controller", || run(&args))
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
@@ -144,7 +131,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     );
     let on_lab = std::env::var_os("E2E_KUBECONFIG").is_none();
     if on_lab && !args.no_build {
-        binaries::build("bench-controller")?;
+        runner::build("bench-controller")?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -160,18 +147,18 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
     });
 
-    let load_start = binaries::load_average();
+    let load_start = runner::load_average();
     let mut extra_args = Vec::new();
     if on_lab {
         extra_args.extend(["--speaker".to_string(), want_arg(args.speaker).to_string()]);
         extra_args.extend([
             "--bin-dir".to_string(),
-            binaries::dir()?.display().to_string(),
+            runner::dir()?.display().to_string(),
         ]);
         println!(
             "bench-controller: bringing a lab up ({} nodes, --ipv6, binaries from {})",
             args.nodes,
-            binaries::dir()?.display()
+            runner::dir()?.display()
         );
     } else {
         println!("bench-controller: using the cluster of E2E_KUBECONFIG");
@@ -192,7 +179,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         ..Report::default()
     };
     let result = bench(&rt, &cluster, args, &cancel, &mut report);
-    report.load_end = binaries::load_average();
+    report.load_end = runner::load_average();
     let down = cluster.down();
     if let Err(e) = &result {
         eprintln!("bench-controller: stopped early: {e:#}; printing what was measured");

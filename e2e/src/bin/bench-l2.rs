@@ -43,7 +43,6 @@ use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use e2e::bench::api_requests::RequestCounts;
 use e2e::bench::arp_watch::{self, Heard, Watch};
-use e2e::bench::binaries;
 use e2e::bench::iperf::{self, Ratio};
 use e2e::bench::l2_client::{self, Exchanges, Load, NeighborSocket, ProbeCounts, UdpProber};
 use e2e::bench::latency::Summary;
@@ -51,6 +50,7 @@ use e2e::bench::neighbor_probe::{self, Asker};
 use e2e::bench::probe_gap::{self, Answer, Outage};
 use e2e::bench::proc_usage::{self, Memory};
 use e2e::bench::prom_text::{self, Sample};
+use e2e::bench::runner;
 use e2e::harness::{Cluster, LabOptions, wait_for};
 use e2e::lab::components::IRONLB_NAMESPACE;
 use e2e::lab::plan::HostPlan;
@@ -128,20 +128,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("bench-l2: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    runner::main("bench-l2", || run(&args))
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
@@ -150,7 +137,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         "bench-l2 needs the lab (it fails hosts and captures frames on the client); unset E2E_KUBECONFIG"
     );
     if !args.no_build {
-        binaries::build("bench-l2")?;
+        runner::build("bench-l2")?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -167,7 +154,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     });
 
     let mut report = Report {
-        load_start: binaries::load_average(),
+        load_start: runner::load_average(),
         args: format!(
             "{} nodes, {} runs of each failover, {} ARP-watched handovers, {} ARP/NDP requests, {}×{} s iperf3 rounds, {} s steady state",
             args.nodes,
@@ -180,7 +167,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         ),
         ..Report::default()
     };
-    let bins = binaries::dir()?;
+    let bins = runner::dir()?;
     println!(
         "bench-l2: bringing a lab up ({} nodes, --ipv6, binaries from {})",
         args.nodes,
@@ -201,7 +188,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     .context("bringing the lab up")?;
     println!("lab up in {:.1} s", up.elapsed().as_secs_f64());
     let result = bench(&rt, &cluster, args, &cancel, &mut report);
-    report.load_end = binaries::load_average();
+    report.load_end = runner::load_average();
     let down = cluster.down();
     if let Err(e) = &result {
         eprintln!("bench-l2: stopped early: {e:#}; printing what was measured");

@@ -1,8 +1,8 @@
-//! What the lab benchmarks need before they start: the binaries the lab runs, built with the
-//! benchmark's own profile, and where they are.
+//! What every lab benchmark's `main` shares: logging and the exit status, the binaries the lab
+//! runs (built with the benchmark's own profile) and where they are, the machine's load.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 use anyhow::{Context, ensure};
 
@@ -48,4 +48,23 @@ pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Runs a benchmark: warnings (or `RUST_LOG`) to stderr, and a failure as one line naming `who`
+/// with a non-zero exit status.
+pub fn main(who: &str, run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{who}: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
