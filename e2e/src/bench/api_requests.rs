@@ -1,16 +1,21 @@
 //! Every API request (reads and writes) a set of clients made, from two readings of the
-//! API-server stand-in's `apiserver_request_total{verb,resource,code,client,user_agent}`.
-//! Pure. [`api_writes`](super::api_writes) counts one client's writes; this counts reads too,
-//! over several client addresses (all the speakers), and splits them by resource so that
-//! requests from another component at the same address can be told apart.
+//! API-server stand-in's `apiserver_request_total{verb,resource,code,client,user_agent}` (see
+//! `e2e/src/apiserver/metrics.rs`). Pure: the benchmark fetches `/metrics`, this module counts.
+//! Counts are kept per resource so that requests from another component at the same address
+//! (in the lab the node agent runs next to the controller in `cp`) can be told apart.
 //!
 //! A watch counts once, when it is opened (that is what the stand-in counts); a watch held
 //! open costs no further requests.
 
 use std::collections::BTreeMap;
 
-use super::api_writes::{REQUEST_COUNTER, WRITE_VERBS};
 use super::prom_text::Sample;
+
+/// The counter the stand-in exports.
+pub const REQUEST_COUNTER: &str = "apiserver_request_total";
+
+/// Verbs that change state (watch, get and list do not).
+pub const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
 
 /// Requests per (resource, verb), whatever the response code.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

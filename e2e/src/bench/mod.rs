@@ -3,7 +3,6 @@
 //! load and a timestamping watcher).
 
 pub mod api_requests;
-pub mod api_writes;
 pub mod arp_watch;
 pub mod iperf;
 pub mod l2_client;

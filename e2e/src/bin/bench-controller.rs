@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
-use e2e::bench::api_writes::WriteCounts;
+use e2e::bench::api_requests::RequestCounts;
 use e2e::bench::latency::{Summary, ms};
 use e2e::bench::proc_usage::{self, Memory};
 use e2e::bench::prom_text::{self, Sample};
@@ -267,9 +267,10 @@ fn controller_writes(
     rt: &Runtime,
     client: &kube::Client,
     lab: &LabView,
-) -> anyhow::Result<WriteCounts> {
+) -> anyhow::Result<RequestCounts> {
     Ok(
-        WriteCounts::of_client(&api_metrics(rt, client)?, &lab.controller_client)
+        RequestCounts::of_clients(&api_metrics(rt, client)?, &[lab.controller_client.as_str()])
+            .writes()
             .only(|r| CONTROLLER_RESOURCES.contains(&r)),
     )
 }
@@ -551,7 +552,7 @@ struct RestartFigures {
     ready: Option<Duration>,
     /// Writes by the controller from the kill until [`AFTER_RESTART_WINDOW`] after ready,
     /// Leases excluded.
-    writes: WriteCounts,
+    writes: RequestCounts,
     lease_writes: u64,
     moved: usize,
 }
