@@ -10,18 +10,13 @@ mod speaker_common;
 
 use std::net::IpAddr;
 
-use e2e::harness::{Capability, Cluster};
 use speaker_common::*;
 
 #[test]
 fn cluster_policy_vip_is_answered_through_the_one_elected_node() {
-    let cluster = Cluster::start().expect("cluster");
-    if !cluster.require(Capability::LabOnly) {
+    let Some((cluster, vip)) = lab_with_web() else {
         return;
-    }
-    cluster.apply(&default_pool()).unwrap();
-    create_web(&cluster, "web", 3);
-    let vip = wait_external_ip(&cluster, "web");
+    };
     assert!(
         matches!(vip, IpAddr::V4(v4) if v4.octets()[..3] == [198, 51, 100]),
         "the VIP comes from the pool: {vip}"

@@ -10,7 +10,7 @@ mod speaker_common;
 
 use std::net::IpAddr;
 
-use e2e::harness::{Capability, Cluster};
+use e2e::harness::Cluster;
 use speaker_common::*;
 
 const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
@@ -60,13 +60,9 @@ fn advertisement(node_selector: Option<&str>) -> String {
 
 #[test]
 fn exclude_label_network_unavailable_and_node_selectors_keep_nodes_out() {
-    let cluster = Cluster::start().expect("cluster");
-    if !cluster.require(Capability::LabOnly) {
+    let Some((cluster, vip)) = lab_with_web() else {
         return;
-    }
-    cluster.apply(&default_pool()).unwrap();
-    create_web(&cluster, "web", 3);
-    let vip = wait_external_ip(&cluster, "web");
+    };
     let preferred = wait_owner(&cluster, "web", vip);
     assert_announced_by(&cluster, vip, &preferred, "no exclusions");
     let nodes = worker_nodes(&cluster);

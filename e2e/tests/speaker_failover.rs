@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use e2e::harness::l2::{ArpCapture, Heard};
-use e2e::harness::{Capability, Cluster, wait_for};
+use e2e::harness::{Cluster, wait_for};
 use speaker_common::*;
 
 /// The brief's "a few seconds"; the design's goal is under one (measured by bench-l2).
@@ -91,13 +91,9 @@ fn v4(ip: IpAddr) -> Ipv4Addr {
 
 #[test]
 fn abrupt_failure_and_graceful_stop_move_the_ip_and_the_client_follows() {
-    let cluster = Cluster::start().expect("cluster");
-    if !cluster.require(Capability::LabOnly) {
+    let Some((cluster, vip)) = lab_with_web() else {
         return;
-    }
-    cluster.apply(&default_pool()).unwrap();
-    create_web(&cluster, "web", 3);
-    let vip = wait_external_ip(&cluster, "web");
+    };
     let first = curl_vip(&cluster, vip, "")["node"].clone();
     let preferred = wait_owner(&cluster, "web", vip);
     assert_eq!(first, preferred);

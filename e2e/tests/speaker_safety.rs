@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use e2e::harness::l2::{self, ArpCapture};
-use e2e::harness::{Capability, Cluster, wait_for};
+use e2e::harness::{Cluster, wait_for};
 use ironlb_speaker::membership::wire::{Body, DecodeError, Message};
 use ironlb_speaker::membership::{Key, MemberState, Status, Update};
 use speaker_common::*;
@@ -121,13 +121,9 @@ fn forgeries(dead: &str, recipient: &str, key: &Key, seq: &mut u64) -> Vec<Vec<u
 
 #[test]
 fn speakers_answer_only_for_what_they_own_and_ignore_forgeries_and_malformed_frames() {
-    let cluster = Cluster::start().expect("cluster");
-    if !cluster.require(Capability::LabOnly) {
+    let Some((cluster, vip)) = lab_with_web() else {
         return;
-    }
-    cluster.apply(&default_pool()).unwrap();
-    create_web(&cluster, "web", 3);
-    let vip = wait_external_ip(&cluster, "web");
+    };
     let owner = wait_owner(&cluster, "web", vip);
     curl_vip(&cluster, vip, "");
     let mut taken = vec![vip];

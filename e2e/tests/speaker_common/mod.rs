@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use e2e::bench::prom_text;
 use e2e::harness::l2::{self, Neighbour};
-use e2e::harness::{Cluster, wait_for};
+use e2e::harness::{Capability, Cluster, wait_for};
 
 /// The namespace the lab installs ironlb into (ServiceL2Statuses live there).
 pub const IRONLB_NS: &str = "ironlb-system";
@@ -23,6 +23,20 @@ pub const CLIENT_IP: &str = "192.0.2.100";
 pub const SPEAKER_METRICS: &str = "http://127.0.0.1:7473/metrics";
 /// How long an IP may take to be announced, or to move after a change.
 pub const SETTLE: Duration = Duration::from_secs(15);
+
+/// The start of most scenarios: a lab (these scenarios need its MACs and namespaces), the
+/// default pool and a 3-replica `web` LoadBalancer Service, with the IP it got. `None` on a
+/// cluster that is not the lab.
+pub fn lab_with_web() -> Option<(Cluster, IpAddr)> {
+    let cluster = Cluster::start().expect("cluster");
+    if !cluster.require(Capability::LabOnly) {
+        return None;
+    }
+    cluster.apply(&default_pool()).unwrap();
+    create_web(&cluster, "web", 3);
+    let vip = wait_external_ip(&cluster, "web");
+    Some((cluster, vip))
+}
 
 /// An IPAddressPool and an L2Advertisement for it, as in the README's quick start.
 pub fn pool(name: &str, addresses: &[&str]) -> String {
