@@ -35,6 +35,9 @@ use e2e::lab::plan::HostPlan;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+/// How long a Service may take to show its EXTERNAL-IP.
+const IP_WAIT: Duration = Duration::from_secs(20);
+
 /// Permissions the chart grants that the scenario below is not required to exercise, each
 /// with why it is still needed. Empty: the scenario reaches every grant, including the
 /// rarely used ones (`create` of the Lease happens on the fresh lab's first start; `create`
@@ -237,20 +240,6 @@ fn kubectl_json(cluster: &Cluster, args: &[&str]) -> Value {
     serde_json::from_str(&cluster.kubectl(&all).unwrap_or_default()).unwrap_or(Value::Null)
 }
 
-fn external_ip(cluster: &Cluster, name: &str) -> String {
-    cluster
-        .kubectl(&[
-            "get",
-            "svc",
-            name,
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[*].ip}",
-        ])
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 /// The node in the Service's ServiceL2Status, or "" when there is none.
 fn announcer(cluster: &Cluster, name: &str) -> String {
     cluster
@@ -274,22 +263,6 @@ fn wait_announcer(cluster: &Cluster, name: &str, ok: impl Fn(&str) -> bool, what
         let node = announcer(cluster, name);
         if ok(&node) { Ok(node) } else { Err(node) }
     })
-    .unwrap()
-}
-
-fn wait_ip(cluster: &Cluster, name: &str) -> String {
-    wait_for(
-        &format!("{name} to get an EXTERNAL-IP"),
-        Duration::from_secs(20),
-        || {
-            let ip = external_ip(cluster, name);
-            if ip.is_empty() {
-                Err("<pending>".into())
-            } else {
-                Ok(ip)
-            }
-        },
-    )
     .unwrap()
 }
 
@@ -514,8 +487,8 @@ fn scenario(values: &[&str]) {
     for name in ["web-a", "web-b"] {
         cluster.apply(&service(name, &class)).unwrap();
     }
-    let ip_a = wait_ip(&cluster, "web-a");
-    wait_ip(&cluster, "web-b");
+    let ip_a = cluster.wait_external_ip("web-a", IP_WAIT).unwrap();
+    cluster.wait_external_ip("web-b", IP_WAIT).unwrap();
     let owner_a = wait_announcer(&cluster, "web-a", |n| !n.is_empty(), "web-a announced");
     let owner_b = wait_announcer(&cluster, "web-b", |n| !n.is_empty(), "web-b announced");
     // In VIP mode kube-proxy, not the speaker, serves the address; the stand-in does not.
@@ -618,7 +591,7 @@ fn scenario(values: &[&str]) {
         "web-a's status to be cleared",
         Duration::from_secs(20),
         || {
-            let ip = external_ip(&cluster, "web-a");
+            let ip = cluster.external_ip("web-a");
             if ip.is_empty() { Ok(()) } else { Err(ip) }
         },
     )
@@ -645,7 +618,7 @@ fn scenario(values: &[&str]) {
     })
     .unwrap();
     cluster.apply(&service("web-c", &class)).unwrap();
-    wait_ip(&cluster, "web-c");
+    cluster.wait_external_ip("web-c", IP_WAIT).unwrap();
 
     // Everything stops gracefully, so shutdown calls are recorded too.
     for p in replicas.iter_mut().chain(speaker_procs.values_mut()) {

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use e2e::harness::{Capability, Cluster, wait_for};
 
+/// How long a Service may take to show its EXTERNAL-IP.
+const IP_WAIT: Duration = Duration::from_secs(20);
+
 const POOL: &str = r#"apiVersion: ironlb.io/v1beta1
 kind: IPAddressPool
 metadata:
@@ -32,36 +35,6 @@ fn service(name: &str, class: Option<&str>) -> String {
     )
 }
 
-fn external_ip(cluster: &Cluster, name: &str) -> String {
-    cluster
-        .kubectl(&[
-            "get",
-            "svc",
-            name,
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[*].ip}",
-        ])
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-fn wait_ip(cluster: &Cluster, name: &str) -> String {
-    wait_for(
-        &format!("{name} to get an EXTERNAL-IP"),
-        Duration::from_secs(20),
-        || {
-            let ip = external_ip(cluster, name);
-            if ip.is_empty() {
-                Err("<pending>".into())
-            } else {
-                Ok(ip)
-            }
-        },
-    )
-    .unwrap()
-}
-
 /// Skips (with a message) when no controller runs in the lab yet.
 fn controller_running(cluster: &Cluster) -> bool {
     let running = cluster
@@ -82,7 +55,10 @@ fn services_get_pool_ips_in_order_and_give_them_back() {
     cluster.apply(POOL).unwrap();
 
     cluster.apply(&service("first", None)).unwrap();
-    assert_eq!(wait_ip(&cluster, "first"), "198.51.100.10");
+    assert_eq!(
+        cluster.wait_external_ip("first", IP_WAIT).unwrap(),
+        "198.51.100.10"
+    );
     let table = cluster.kubectl(&["get", "svc", "first"]).unwrap();
     assert!(
         table.contains("198.51.100.10"),
@@ -90,7 +66,10 @@ fn services_get_pool_ips_in_order_and_give_them_back() {
     );
 
     cluster.apply(&service("second", None)).unwrap();
-    assert_eq!(wait_ip(&cluster, "second"), "198.51.100.11");
+    assert_eq!(
+        cluster.wait_external_ip("second", IP_WAIT).unwrap(),
+        "198.51.100.11"
+    );
 
     // A Service of another class is never touched; the one created after it is served,
     // so by then the controller has had its chance.
@@ -98,8 +77,11 @@ fn services_get_pool_ips_in_order_and_give_them_back() {
         .apply(&service("foreign", Some("example.com/other")))
         .unwrap();
     cluster.apply(&service("third", None)).unwrap();
-    assert_eq!(wait_ip(&cluster, "third"), "198.51.100.12");
-    assert_eq!(external_ip(&cluster, "foreign"), "");
+    assert_eq!(
+        cluster.wait_external_ip("third", IP_WAIT).unwrap(),
+        "198.51.100.12"
+    );
+    assert_eq!(cluster.external_ip("foreign"), "");
 
     // Deleting a Service frees its IP for the next one.
     cluster.kubectl(&["delete", "svc", "first"]).unwrap();
@@ -110,7 +92,7 @@ fn services_get_pool_ips_in_order_and_give_them_back() {
             cluster
                 .apply(&service("fourth", None))
                 .map_err(|e| e.to_string())?;
-            let ip = external_ip(&cluster, "fourth");
+            let ip = cluster.external_ip("fourth");
             if ip == "198.51.100.10" {
                 Ok(())
             } else {
@@ -133,22 +115,33 @@ fn controller_and_api_server_restarts_move_no_ip() {
     for name in names {
         cluster.apply(&service(name, None)).unwrap();
     }
-    let before: Vec<String> = names.iter().map(|n| wait_ip(&cluster, n)).collect();
+    let before: Vec<String> = names
+        .iter()
+        .map(|n| cluster.wait_external_ip(n, IP_WAIT).unwrap())
+        .collect();
 
     // The controller dies; a Service created meanwhile waits; nothing moves on restart.
     cluster.fail("controller").unwrap();
     cluster.apply(&service("while-down", None)).unwrap();
     cluster.restore("controller").unwrap();
-    assert_eq!(wait_ip(&cluster, "while-down"), "198.51.100.13");
-    let after: Vec<String> = names.iter().map(|n| external_ip(&cluster, n)).collect();
+    assert_eq!(
+        cluster.wait_external_ip("while-down", IP_WAIT).unwrap(),
+        "198.51.100.13"
+    );
+    let after: Vec<String> = names.iter().map(|n| cluster.external_ip(n)).collect();
     assert_eq!(after, before);
 
     // The API server is killed and comes back with its state; the controller recovers.
     cluster.fail("apiserver").unwrap();
     cluster.restore("apiserver").unwrap();
     cluster.apply(&service("after-apiserver", None)).unwrap();
-    assert_eq!(wait_ip(&cluster, "after-apiserver"), "198.51.100.14");
-    let after: Vec<String> = names.iter().map(|n| external_ip(&cluster, n)).collect();
+    assert_eq!(
+        cluster
+            .wait_external_ip("after-apiserver", IP_WAIT)
+            .unwrap(),
+        "198.51.100.14"
+    );
+    let after: Vec<String> = names.iter().map(|n| cluster.external_ip(n)).collect();
     assert_eq!(after, before);
     cluster.down().unwrap();
 }

@@ -16,12 +16,14 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use crate::lab::kubectl::Kubectl;
 use crate::lab::topology::{self, Topology};
 
 use super::HarnessError;
 use super::lock::LabLock;
+use super::wait::wait_for;
 
 /// What a lab-backed cluster looks like.
 #[derive(Debug, Clone)]
@@ -266,6 +268,37 @@ impl Cluster {
         stdin: Option<&str>,
     ) -> Result<Output, HarnessError> {
         Ok(self.kubectl.output(args, stdin)?)
+    }
+
+    /// A Service's `status.loadBalancer.ingress` IPs (namespace `default`), space-separated as
+    /// `kubectl get svc` shows them; empty while pending or when it cannot be read.
+    pub fn external_ip(&self, service: &str) -> String {
+        self.kubectl(&[
+            "get",
+            "svc",
+            service,
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].ip}",
+        ])
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+    }
+
+    /// Waits (at most `timeout`) until the Service shows an external IP, and returns it.
+    pub fn wait_external_ip(
+        &self,
+        service: &str,
+        timeout: Duration,
+    ) -> Result<String, HarnessError> {
+        wait_for(&format!("{service} to get an EXTERNAL-IP"), timeout, || {
+            let ip = self.external_ip(service);
+            if ip.is_empty() {
+                Err("<pending>".into())
+            } else {
+                Ok(ip)
+            }
+        })
     }
 
     /// `kubectl apply -f -` with the YAML.

@@ -91,14 +91,7 @@ pub fn pinned_pod(name: &str, app: &str, node: &str) -> String {
 /// The Service's ingress IPs (empty while pending).
 pub fn ingress_ips(cluster: &Cluster, service: &str) -> Vec<IpAddr> {
     cluster
-        .kubectl(&[
-            "get",
-            "svc",
-            service,
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[*].ip}",
-        ])
-        .unwrap_or_default()
+        .external_ip(service)
         .split_whitespace()
         .filter_map(|ip| ip.parse().ok())
         .collect()
