@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::harness::{Capability, Cluster, wait_for};
+use e2e::harness::{Capability, Cluster, LabOptions, wait_for};
 
 /// How long a Service may take to show its EXTERNAL-IP.
 const IP_WAIT: Duration = Duration::from_secs(20);
@@ -144,4 +144,59 @@ fn controller_and_api_server_restarts_move_no_ip() {
     let after: Vec<String> = names.iter().map(|n| cluster.external_ip(n)).collect();
     assert_eq!(after, before);
     cluster.down().unwrap();
+}
+
+#[test]
+fn on_a_1_27_api_server_the_status_has_no_ip_mode_and_the_controller_says_so_once() {
+    // The stand-in serves the API of Kubernetes 1.27 (no `ipMode` in Service status); the
+    // controller must find that out from the server and still assign addresses.
+    let cluster = Cluster::start_with(LabOptions {
+        nodes: 1,
+        extra_args: vec!["--apiserver-arg=--emulate-version=1.27".into()],
+        ..LabOptions::default()
+    })
+    .expect("cluster");
+    if !cluster.require(Capability::LabOnly) || !controller_running(&cluster) {
+        return;
+    }
+    let version = cluster
+        .kubectl(&["get", "--raw", "/version"])
+        .expect("kubectl get --raw /version");
+    assert!(
+        version.contains("\"minor\": \"27\"") || version.contains("\"minor\":\"27\""),
+        "{version}"
+    );
+
+    cluster.apply(POOL).unwrap();
+    cluster.apply(&service("old-server", None)).unwrap();
+    cluster.apply(&service("old-server-2", None)).unwrap();
+    assert_eq!(
+        cluster.wait_external_ip("old-server", IP_WAIT).unwrap(),
+        "198.51.100.10"
+    );
+    assert_eq!(
+        cluster.wait_external_ip("old-server-2", IP_WAIT).unwrap(),
+        "198.51.100.11"
+    );
+    let ingress = cluster
+        .kubectl(&[
+            "get",
+            "svc",
+            "old-server",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress}",
+        ])
+        .unwrap();
+    assert!(ingress.contains("198.51.100.10"), "{ingress}");
+    assert!(
+        !ingress.contains("ipMode"),
+        "a 1.27 server has no ipMode: {ingress}"
+    );
+
+    let log_path = cluster.lab_dir().unwrap().join("logs/controller.log");
+    let log = std::fs::read_to_string(&log_path).expect("the controller's log");
+    let mentions = log
+        .matches("has no status.loadBalancer.ingress[].ipMode")
+        .count();
+    assert_eq!(mentions, 1, "said once, not per Service:\n{log}");
 }

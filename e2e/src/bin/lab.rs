@@ -62,6 +62,15 @@ struct UpArgs {
     /// Manifests applied once the API server answers.
     #[arg(long, default_value = DEFAULT_CRDS)]
     crds: PathBuf,
+    /// One more argument for the API-server stand-in, repeatable; e.g.
+    /// `--apiserver-arg=--emulate-version=1.27` serves an older Kubernetes API.
+    #[arg(
+        long = "apiserver-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        conflicts_with = "kube_apiserver"
+    )]
+    apiserver_args: Vec<String>,
     /// Where the component binaries are (default: next to this `lab` binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -198,6 +207,7 @@ fn up_options(dir: PathBuf, a: UpArgs) -> anyhow::Result<UpOptions> {
         speaker: if a.no_speaker { Want::No } else { a.speaker },
         real_api: a.kube_apiserver.zip(a.etcd),
         crds_dir: a.crds,
+        apiserver_args: a.apiserver_args,
         bin_dir,
         timeout: a.timeout,
         keep_on_failure: a.keep_on_failure,

@@ -40,6 +40,8 @@ pub struct UpOptions {
     pub real_api: Option<(PathBuf, PathBuf)>,
     /// Manifests applied once the API answers (the chart's CRDs).
     pub crds_dir: PathBuf,
+    /// More arguments for the API-server stand-in (e.g. `--emulate-version=1.27`).
+    pub apiserver_args: Vec<String>,
     /// Where `lab-apiserver`, the other stand-ins and the ironlb binaries are.
     pub bin_dir: PathBuf,
     pub timeout: Duration,
@@ -264,7 +266,9 @@ async fn bring_up(topology: &mut Topology, opts: &UpOptions) -> Result<()> {
     };
     let client = match &opts.real_api {
         None => {
-            start(topology, env.apiserver())?;
+            let mut apiserver = env.apiserver();
+            apiserver.args.extend(opts.apiserver_args.iter().cloned());
+            start(topology, apiserver)?;
             kube_setup::wait_api_ready(
                 &topology.kubeconfig,
                 opts.timeout,
