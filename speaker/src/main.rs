@@ -44,19 +44,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracker.spawn(stop_on_signal(shutdown.clone()));
 
     let readiness = Readiness::default();
-    let listener = admin::bind(settings.admin_addr)
-        .await
-        .with_context(|| format!("cannot listen on --admin-addr {}", settings.admin_addr))?;
-    tracker.spawn(admin::serve(
-        listener,
-        registry.clone(),
-        readiness.clone(),
+    admin::start(
+        settings.admin_addr,
+        &registry,
+        &readiness,
         admin_stop.clone(),
-    ));
+        &tracker,
+    )
+    .await?;
 
-    let client = kube::Client::try_default()
-        .await
-        .context("cannot configure a Kubernetes client: set KUBECONFIG or run inside a cluster")?;
+    let client = admin::kube_client().await?;
     tracing::info!(
         node = %settings.state.node,
         namespace = %settings.namespace,

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -17,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Readiness as reported on `/readyz`. Cloning shares the flag.
 #[derive(Clone, Debug, Default)]
@@ -72,9 +74,29 @@ fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
         .unwrap_or_default()
 }
 
-/// Binds the admin address; separate from [`serve`] so a bad address fails start-up at once.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+/// Binds `addr` before returning, so that a bad or busy address fails start-up at once
+/// (naming the `--admin-addr` flag), then serves admin requests on `tracker` until `cancel`
+/// fires.
+pub async fn start(
+    addr: SocketAddr,
+    registry: &Registry,
+    readiness: &Readiness,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on --admin-addr {addr}"))?;
+    tracker.spawn(serve(listener, registry.clone(), readiness.clone(), cancel));
+    Ok(())
+}
+
+/// The Kubernetes client of both binaries: from KUBECONFIG (or ~/.kube/config), else the
+/// in-cluster service account.
+pub async fn kube_client() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .context("cannot configure a Kubernetes client: set KUBECONFIG or run inside a cluster")
 }
 
 /// Serves admin requests until `cancel` fires.
